@@ -1,0 +1,44 @@
+"""Pick the back ends once at startup: memory for a single process, Redis for many."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from backend.bus.base import Cache, EventBus, RateLimiter
+from backend.bus.memory import MemoryBus, MemoryCache, MemoryRateLimiter
+from backend.bus.redis import RedisBus, RedisCache, RedisRateLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class BusBundle:
+    """The three share one Redis client, so they are opened and closed together."""
+
+    bus: EventBus
+    cache: Cache
+    limiter: RateLimiter
+    client: Redis | None = None
+
+    async def close(self) -> None:
+        await self.bus.close()
+        if self.client is not None:
+            await self.client.aclose()
+
+
+async def open_bus(redis_url: str | None, prefix: str, retention: int) -> BusBundle:
+    """Fail at startup, not on the first request, when Redis is unreachable."""
+    if redis_url is None:
+        return BusBundle(MemoryBus(retention), MemoryCache(), MemoryRateLimiter())
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await client.ping()
+    except BaseException:
+        await client.aclose()
+        raise
+    return BusBundle(
+        RedisBus(client, prefix, retention),
+        RedisCache(client, prefix),
+        RedisRateLimiter(client, prefix),
+        client,
+    )

@@ -1,0 +1,261 @@
+"""`quarterdeck`: the command-line front door to the same core.
+
+Every subcommand opens a `Core` (or just the database) from the start-up
+settings (QUARTERDECK_* variables or the TOML file in QUARTERDECK_CONFIG),
+acts as the system principal named "cli", and exits non-zero with a one-line
+message on any error a user can fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from pydantic import ValidationError
+
+from backend.config import Settings
+from backend.domain.errors import QuarterdeckError
+from backend.domain.permissions import Role
+from backend.domain.principal import Principal
+
+T = TypeVar("T")
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on a selector loop everywhere: psycopg's async mode refuses Windows' proactor."""
+    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        return runner.run(coro)
+
+
+def _principal() -> Principal:
+    return Principal.system("cli")
+
+
+def _with_core(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
+    from backend.core import Core  # noqa: PLC0415
+
+    async def main() -> T:
+        async with Core.open(settings) as core:
+            return await action(core)
+
+    return run_async(main())
+
+
+# -- subcommands -----------------------------------------------------------------
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
+    from backend.storage import migrate  # noqa: PLC0415
+    from backend.storage.database import Database  # noqa: PLC0415
+
+    async def main() -> int:
+        db = Database(settings.effective_database_url)
+        try:
+            before = await migrate.current_revision(db)
+            await migrate.upgrade(db)
+            after = await migrate.current_revision(db)
+        finally:
+            await db.dispose()
+        if before == after:
+            out.write(f"the database schema is up to date (revision {after})\n")
+        else:
+            out.write(f"upgraded the database schema from {before or 'empty'} to {after}\n")
+        return EXIT_OK
+
+    return run_async(main())
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError("no password on standard input")
+        return password
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise CliError("the passwords do not match; nothing was created")
+    return first
+
+
+def cmd_user_create(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    password = _read_password(args)
+
+    async def action(core: Any) -> int:
+        user = await core.users.create(
+            _principal(),
+            username=args.username,
+            password=password,
+            role=args.role,
+            display_name=args.display_name or "",
+        )
+        out.write(f"created {user.role.value} {user.username} (id {user.id})\n")
+        return EXIT_OK
+
+    return _with_core(settings, action)
+
+
+def cmd_audit_verify(settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
+    async def action(core: Any) -> int:
+        result = await core.audit.verify(_principal())
+        if result.ok:
+            out.write(f"audit log intact: {result.checked} entries verified\n")
+            return EXIT_OK
+        out.write(
+            f"audit log BROKEN at entry {result.first_broken_id} "
+            f"(after {result.checked} good entries): {result.problem}\n"
+        )
+        return EXIT_FAILED
+
+    return _with_core(settings, action)
+
+
+def cmd_settings_export(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    async def action(core: Any) -> dict[str, Any]:
+        document: dict[str, Any] = await core.settings.export(
+            _principal(), include_secrets=args.include_secrets
+        )
+        return document
+
+    document = _with_core(settings, action)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        out.write(f"wrote {len(document['settings'])} settings to {args.output}\n")
+    else:
+        out.write(text)
+    return EXIT_OK
+
+
+def cmd_settings_import(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CliError(f"cannot read {args.file}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise CliError(f"{args.file} is not JSON: {error}") from None
+
+    async def action(core: Any) -> int:
+        changes = await core.settings.import_(
+            _principal(), document, reason=args.reason, dry_run=args.dry_run
+        )
+        verb = "would change" if args.dry_run else "changed"
+        if not changes:
+            out.write("nothing to change: every setting already has the imported value\n")
+        for change in changes:
+            shown = "(secret)" if change.masked else f"{change.old!r} -> {change.new!r}"
+            out.write(f"{verb} {change.key}: {shown}\n")
+        return EXIT_OK
+
+    return _with_core(settings, action)
+
+
+def cmd_console(_settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
+    out.write(
+        "The Quarterdeck desktop console is not built yet (it is the next milestone).\n"
+        "The backend works today: see `quarterdeck --help` for its commands.\n"
+    )
+    return EXIT_FAILED
+
+
+def cmd_not_yet(name: str) -> Callable[[Settings, argparse.Namespace, TextIO], int]:
+    def command(_settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
+        out.write(f"`quarterdeck {name}` is not available in this version yet.\n")
+        return EXIT_FAILED
+
+    return command
+
+
+# -- parsing ---------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quarterdeck",
+        description="Quarterdeck operations console. With no command, opens the desktop console.",
+    )
+    parser.set_defaults(handler=cmd_console)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        metavar="ACTION", required=True
+    )
+    db.add_parser("upgrade", help="migrate the schema to this version").set_defaults(
+        handler=cmd_db_upgrade
+    )
+
+    user = commands.add_parser("user", help="user accounts").add_subparsers(
+        metavar="ACTION", required=True
+    )
+    create = user.add_parser("create", help="create a user (password from a prompt or stdin)")
+    create.add_argument("--username", required=True)
+    create.add_argument("--role", required=True, choices=[role.value for role in Role])
+    create.add_argument("--display-name", default="")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    create.set_defaults(handler=cmd_user_create)
+
+    audit = commands.add_parser("audit", help="audit log").add_subparsers(
+        metavar="ACTION", required=True
+    )
+    audit.add_parser("verify", help="check the hash chain").set_defaults(handler=cmd_audit_verify)
+
+    cfg = commands.add_parser("settings", help="run-time settings").add_subparsers(
+        metavar="ACTION", required=True
+    )
+    export = cfg.add_parser("export", help="write every setting as JSON")
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.add_argument(
+        "--include-secrets", action="store_true", help="include secret values in clear text"
+    )
+    export.set_defaults(handler=cmd_settings_export)
+    imp = cfg.add_parser("import", help="apply a JSON export, all or nothing")
+    imp.add_argument("file")
+    imp.add_argument(
+        "--dry-run", action="store_true", help="show what would change, change nothing"
+    )
+    imp.add_argument("--reason", default="import from the command line")
+    imp.set_defaults(handler=cmd_settings_import)
+
+    commands.add_parser("serve", help="run the HTTP server").set_defaults(
+        handler=cmd_not_yet("serve")
+    )
+    commands.add_parser("agent", help="push this host's metrics to a server").set_defaults(
+        handler=cmd_not_yet("agent")
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    stream = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+        handler: Callable[[Settings, argparse.Namespace, TextIO], int] = args.handler
+        return handler(settings, args, stream)
+    except ValidationError as error:
+        sys.stderr.write(f"quarterdeck: bad configuration: {error}\n")
+    except QuarterdeckError as error:
+        sys.stderr.write(f"quarterdeck: {error.message}\n")
+    except CliError as error:
+        sys.stderr.write(f"quarterdeck: {error}\n")
+    except KeyboardInterrupt:
+        sys.stderr.write("quarterdeck: interrupted\n")
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

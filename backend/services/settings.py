@@ -1,0 +1,320 @@
+"""Versioned, audited, optionally secret run-time settings."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.domain.errors import Conflict, InvalidInput, NotFound
+from backend.domain.events import Topic
+from backend.domain.permissions import Permission
+from backend.domain.principal import Principal
+from backend.domain.settings import (
+    REGISTRY,
+    SETTINGS,
+    SettingChange,
+    SettingSpec,
+    SettingVersionView,
+    SettingView,
+    spec_for,
+)
+from backend.services.context import ServiceContext, unit_of_work
+from backend.storage import settings as store
+from backend.storage.models import SettingVersion
+
+EXPORT_FORMAT = "quarterdeck.settings"
+EXPORT_VERSION = 1
+HISTORY_LIMIT = 200
+
+
+class SettingsService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+
+    # -- reading ---------------------------------------------------------------
+
+    async def list(self, principal: Principal) -> builtins.list[SettingView]:
+        principal.require(Permission.SETTINGS_READ)
+        async with self._ctx.db.reader() as session:
+            rows = await store.latest_all(session)
+        return [self._view(principal, spec, rows.get(spec.key)) for spec in SETTINGS]
+
+    async def get(self, principal: Principal, key: str) -> SettingView:
+        principal.require(Permission.SETTINGS_READ)
+        spec = spec_for(key)
+        async with self._ctx.db.reader() as session:
+            row = await store.latest(session, key)
+        return self._view(principal, spec, row)
+
+    async def history(self, principal: Principal, key: str) -> builtins.list[SettingVersionView]:
+        principal.require(Permission.SETTINGS_READ)
+        spec = spec_for(key)
+        async with self._ctx.db.reader() as session:
+            rows = await store.history(session, key, HISTORY_LIMIT)
+        return [self._version_view(principal, spec, row) for row in rows]
+
+    async def values(self, *keys: str) -> dict[str, Any]:
+        """Current values for the backend's own use (no principal, secrets decrypted)."""
+        specs = [spec_for(key) for key in keys]
+        async with self._ctx.db.reader() as session:
+            rows = await store.latest_all(session, list(keys))
+        return {spec.key: self._plain(spec, rows.get(spec.key)) for spec in specs}
+
+    async def value(self, key: str) -> Any:
+        return (await self.values(key))[key]
+
+    # -- writing ---------------------------------------------------------------
+
+    async def write(
+        self, principal: Principal, key: str, value: Any, *, expected_version: int, reason: str = ""
+    ) -> SettingView:
+        spec = spec_for(key)
+        self._require_write(principal, spec)
+        canonical = spec.validate(value)
+        try:
+            async with unit_of_work(self._ctx) as uow:
+                current = await store.latest(uow.session, key)
+                current_version = current.version if current else 0
+                if current_version != expected_version:
+                    raise self._stale(key, expected_version, current_version)
+                old = self._plain(spec, current)
+                row = await self._store(
+                    uow.session,
+                    principal,
+                    spec,
+                    canonical,
+                    version=current_version + 1,
+                    reason=reason,
+                )
+                await uow.audit(
+                    principal,
+                    "settings.write",
+                    key,
+                    self._audit_details(spec, old, canonical, row.version, reason),
+                )
+                uow.publish(
+                    Topic.SETTINGS, {"key": key, "version": row.version, "actor": principal.name}
+                )
+        except IntegrityError:
+            # Another writer inserted the same version between our read and our insert.
+            raise self._stale(key, expected_version, None) from None
+        return self._view(principal, spec, row)
+
+    async def rollback(
+        self, principal: Principal, key: str, *, version: int, reason: str = ""
+    ) -> SettingView:
+        spec = spec_for(key)
+        self._require_write(principal, spec)
+        try:
+            async with unit_of_work(self._ctx) as uow:
+                if version == 0:
+                    target_value = spec.default
+                else:
+                    target = await store.version(uow.session, key, version)
+                    if target is None:
+                        raise NotFound(
+                            f"{key} has no version {version}",
+                            details={"key": key, "version": version},
+                        )
+                    target_value = self._plain(spec, target)
+                current = await store.latest(uow.session, key)
+                current_version = current.version if current else 0
+                old = self._plain(spec, current)
+                note = reason or f"rollback to version {version}"
+                row = await self._store(
+                    uow.session,
+                    principal,
+                    spec,
+                    target_value,
+                    version=current_version + 1,
+                    reason=note,
+                )
+                details = self._audit_details(spec, old, target_value, row.version, note)
+                await uow.audit(
+                    principal, "settings.rollback", key, {**details, "to_version": version}
+                )
+                uow.publish(
+                    Topic.SETTINGS, {"key": key, "version": row.version, "actor": principal.name}
+                )
+        except IntegrityError:
+            raise self._stale(key, None, None) from None
+        return self._view(principal, spec, row)
+
+    # -- export and import -----------------------------------------------------
+
+    async def export(
+        self, principal: Principal, *, include_secrets: bool = False
+    ) -> dict[str, Any]:
+        principal.require(Permission.SETTINGS_READ)
+        if include_secrets:
+            principal.require(Permission.SETTINGS_SECRETS)
+        async with self._ctx.db.reader() as session:
+            rows = await store.latest_all(session)
+        values = {
+            spec.key: self._plain(spec, rows.get(spec.key))
+            for spec in SETTINGS
+            if include_secrets or not spec.secret
+        }
+        return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "settings": values}
+
+    async def import_(
+        self, principal: Principal, document: Any, *, reason: str = "import", dry_run: bool = False
+    ) -> builtins.list[SettingChange]:
+        """Apply a whole exported document, or nothing: every value is validated first.
+
+        Settings missing from the document keep their value; with `dry_run`
+        the changes are computed and returned but not written.
+        """
+        principal.require(Permission.SETTINGS_WRITE)
+        incoming = self._parse_document(document)
+        for key in incoming:
+            self._require_write(principal, REGISTRY[key])
+        try:
+            async with unit_of_work(self._ctx) as uow:
+                rows = await store.latest_all(uow.session, list(incoming))
+                changes: builtins.list[SettingChange] = []
+                for key, new in incoming.items():
+                    spec = REGISTRY[key]
+                    current = rows.get(key)
+                    old = self._plain(spec, current)
+                    if old == new:
+                        continue
+                    changes.append(self._change(principal, spec, old, new))
+                    if dry_run:
+                        continue
+                    version = (current.version if current else 0) + 1
+                    await self._store(
+                        uow.session, principal, spec, new, version=version, reason=reason
+                    )
+                    uow.publish(
+                        Topic.SETTINGS, {"key": key, "version": version, "actor": principal.name}
+                    )
+                if changes and not dry_run:
+                    await uow.audit(
+                        principal,
+                        "settings.import",
+                        "",
+                        {"reason": reason, "keys": [change.key for change in changes]},
+                    )
+        except IntegrityError:
+            raise Conflict("settings changed while importing; nothing was applied") from None
+        return changes
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _parse_document(self, document: Any) -> dict[str, Any]:
+        if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
+            raise InvalidInput(
+                f"not a Quarterdeck settings export (format must be {EXPORT_FORMAT!r})"
+            )
+        if document.get("version") != EXPORT_VERSION:
+            raise InvalidInput(f"unsupported export version {document.get('version')!r}")
+        values = document.get("settings")
+        if not isinstance(values, dict):
+            raise InvalidInput("the export has no 'settings' object")
+        problems: dict[str, str] = {}
+        incoming: dict[str, Any] = {}
+        for key, value in values.items():
+            spec = REGISTRY.get(key)
+            if spec is None:
+                problems[key] = "unknown setting"
+                continue
+            try:
+                incoming[key] = spec.validate(value)
+            except InvalidInput as error:
+                problems[key] = str(error.details.get("problem", error.message))
+        if problems:
+            listed = "; ".join(f"{key}: {problem}" for key, problem in problems.items())
+            raise InvalidInput(f"nothing was imported: {listed}", details={"problems": problems})
+        return incoming
+
+    def _require_write(self, principal: Principal, spec: SettingSpec) -> None:
+        principal.require(Permission.SETTINGS_WRITE)
+        if spec.secret:
+            principal.require(Permission.SETTINGS_SECRETS)
+
+    def _stale(self, key: str, expected: int | None, current: int | None) -> Conflict:
+        return Conflict(
+            f"{key} was changed by someone else; reload it and try again",
+            details={"key": key, "expected_version": expected, "current_version": current},
+        )
+
+    async def _store(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        spec: SettingSpec,
+        value: Any,
+        *,
+        version: int,
+        reason: str,
+    ) -> SettingVersion:
+        text = json.dumps(value)
+        row = SettingVersion(
+            key=spec.key,
+            version=version,
+            value=self._ctx.keys.encrypt(text) if spec.secret else text,
+            encrypted=spec.secret,
+            actor=principal.name,
+            reason=reason,
+            created_at=self._ctx.clock(),
+        )
+        await store.add(session, row)
+        return row
+
+    def _plain(self, spec: SettingSpec, row: SettingVersion | None) -> Any:
+        if row is None:
+            return spec.default
+        text = self._ctx.keys.decrypt(row.value) if row.encrypted else row.value
+        return json.loads(text)
+
+    def _masked(self, principal: Principal, spec: SettingSpec) -> bool:
+        return spec.secret and not principal.can(Permission.SETTINGS_SECRETS)
+
+    def _view(
+        self, principal: Principal, spec: SettingSpec, row: SettingVersion | None
+    ) -> SettingView:
+        masked = self._masked(principal, spec)
+        value = self._plain(spec, row)
+        return SettingView(
+            key=spec.key,
+            value=None if masked else value,
+            version=row.version if row else 0,
+            masked=masked,
+            is_set=value != spec.default if spec.secret else True,
+            updated_at=row.created_at if row else None,
+            updated_by=row.actor if row else None,
+            spec=spec.schema(),
+        )
+
+    def _version_view(
+        self, principal: Principal, spec: SettingSpec, row: SettingVersion
+    ) -> SettingVersionView:
+        masked = self._masked(principal, spec)
+        return SettingVersionView(
+            key=spec.key,
+            version=row.version,
+            value=None if masked else self._plain(spec, row),
+            masked=masked,
+            actor=row.actor,
+            reason=row.reason,
+            created_at=row.created_at,
+        )
+
+    def _change(self, principal: Principal, spec: SettingSpec, old: Any, new: Any) -> SettingChange:
+        masked = self._masked(principal, spec) or spec.secret
+        return SettingChange(
+            key=spec.key, old=None if masked else old, new=None if masked else new, masked=masked
+        )
+
+    @staticmethod
+    def _audit_details(
+        spec: SettingSpec, old: Any, new: Any, version: int, reason: str
+    ) -> dict[str, Any]:
+        if spec.secret:
+            return {"version": version, "reason": reason, "secret": True}
+        return {"version": version, "reason": reason, "old": old, "new": new}

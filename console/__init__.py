@@ -1,0 +1,1 @@
+"""The Quarterdeck desktop console (PySide6). Built in a later milestone."""

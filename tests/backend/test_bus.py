@@ -1,0 +1,214 @@
+"""One contract, two back ends: the memory and Redis buses must be interchangeable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from uuid import uuid4
+
+import pytest
+import pytest_asyncio
+
+from backend.bus.base import BusMessage
+from backend.bus.factory import BusBundle, open_bus
+from backend.domain.events import Event, StreamReset
+from tests.services import redis_url
+
+RETENTION = 5
+# Redis trims approximately (whole stream nodes of ~100 entries), so "more than
+# retained" has to be well past a node for both back ends.
+OVERFLOW = 250
+
+
+@pytest_asyncio.fixture(params=["memory", "redis"])
+async def bundle(request: pytest.FixtureRequest) -> AsyncIterator[BusBundle]:
+    prefix = f"qdtest:{uuid4().hex}:"
+    url = redis_url() if request.param == "redis" else None
+    opened = await open_bus(url, prefix, RETENTION)
+    try:
+        yield opened
+    finally:
+        if opened.client is not None:
+            keys = [key async for key in opened.client.scan_iter(match=f"{prefix}*")]
+            if keys:
+                await opened.client.delete(*keys)
+        await opened.close()
+
+
+def order(event_id: str) -> tuple[int, ...]:
+    """Memory ids are "n", Redis ids "ms-seq": both order as integer tuples."""
+    return tuple(int(part) for part in event_id.split("-"))
+
+
+async def receive(sub: AsyncIterator[BusMessage]) -> BusMessage:
+    async with asyncio.timeout(3):
+        return await anext(sub)
+
+
+async def receive_events(sub: AsyncIterator[BusMessage], count: int) -> list[Event]:
+    received = [await receive(sub) for _ in range(count)]
+    assert all(isinstance(item, Event) for item in received), received
+    return [item for item in received if isinstance(item, Event)]
+
+
+@pytest.mark.asyncio
+async def test_ids_increase_and_last_id_is_newest(bundle: BusBundle) -> None:
+    assert await bundle.bus.last_id() is None
+    ids = [await bundle.bus.publish("hosts", {"n": n}) for n in range(10)]
+    assert [order(i) for i in ids] == sorted(order(i) for i in ids)
+    assert len(set(ids)) == 10
+    assert await bundle.bus.last_id() == ids[-1]
+    await bundle.bus.ping()
+
+
+@pytest.mark.asyncio
+async def test_since_replays_exactly_the_later_events_then_live_ones(bundle: BusBundle) -> None:
+    bus = bundle.bus
+    await bus.publish("hosts", {"n": 0})
+    since = await bus.publish("hosts", {"n": 1})
+    await bus.publish("alerts", {"n": 2, "nested": {"ok": True}})
+    await bus.publish("hosts", {"n": 3})
+    async with aclosing(bus.subscribe(since=since)) as sub:
+        replayed = await receive_events(sub, 2)
+        live_id = await bus.publish("users", {"n": 4})
+        (live,) = await receive_events(sub, 1)
+    assert [(e.topic, e.data) for e in replayed] == [
+        ("alerts", {"n": 2, "nested": {"ok": True}}),
+        ("hosts", {"n": 3}),
+    ]
+    assert (live.id, live.topic, live.data) == (live_id, "users", {"n": 4})
+    assert isinstance(live.ts, float)
+    assert live.ts > 1e9
+
+
+@pytest.mark.asyncio
+async def test_without_since_only_live_events_arrive(bundle: BusBundle) -> None:
+    await bundle.bus.publish("hosts", {"n": "old"})
+    async with aclosing(bundle.bus.subscribe()) as sub:
+        pending = asyncio.ensure_future(receive(sub))
+        await asyncio.sleep(0.2)  # let the subscriber settle on its start position
+        await bundle.bus.publish("hosts", {"n": "new"})
+        event = await pending
+    assert isinstance(event, Event)
+    assert event.data == {"n": "new"}
+
+
+@pytest.mark.asyncio
+async def test_topic_filter(bundle: BusBundle) -> None:
+    since = await bundle.bus.publish("settings", {})
+    for n, topic in enumerate(["hosts", "metrics", "alerts", "metrics", "audit"]):
+        await bundle.bus.publish(topic, {"n": n})
+    async with aclosing(bundle.bus.subscribe({"metrics", "audit"}, since)) as sub:
+        events = await receive_events(sub, 3)
+    assert [(e.topic, e.data["n"]) for e in events] == [
+        ("metrics", 1),
+        ("metrics", 3),
+        ("audit", 4),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_since_older_than_retention_resets_first_then_live(bundle: BusBundle) -> None:
+    bus = bundle.bus
+    since = await bus.publish("hosts", {"n": 0})
+    for n in range(OVERFLOW):
+        await bus.publish("hosts", {"n": n + 1})
+    async with aclosing(bus.subscribe(since=since)) as sub:
+        assert await receive(sub) == StreamReset(since)
+        await bus.publish("alerts", {"n": "live"})
+        (live,) = await receive_events(sub, 1)
+    assert live.data == {"n": "live"}
+
+
+@pytest.mark.parametrize("since", ["not-an-id", "99999999999999-0", "99999999999999"])
+@pytest.mark.asyncio
+async def test_unknown_since_resets(bundle: BusBundle, since: str) -> None:
+    """An id from another stream or process must not silently skip or stall."""
+    await bundle.bus.publish("hosts", {})
+    async with aclosing(bundle.bus.subscribe(since=since)) as sub:
+        assert await receive(sub) == StreamReset(since)
+
+
+@pytest.mark.asyncio
+async def test_subscriber_that_falls_behind_gets_reset_then_continues(bundle: BusBundle) -> None:
+    bus = bundle.bus
+    since = await bus.publish("hosts", {"n": 0})
+    async with aclosing(bus.subscribe(since=since)) as sub:
+        seen_id = await bus.publish("hosts", {"n": 1})
+        (seen,) = await receive_events(sub, 1)
+        assert seen.id == seen_id
+        for n in range(OVERFLOW):
+            await bus.publish("hosts", {"n": n + 2})
+        assert await receive(sub) == StreamReset(seen_id)
+        await bus.publish("hosts", {"n": "after"})
+        (after,) = await receive_events(sub, 1)
+    assert after.data == {"n": "after"}
+
+
+@pytest.mark.asyncio
+async def test_two_subscribers_each_see_every_event(bundle: BusBundle) -> None:
+    bus = bundle.bus
+    since = await bus.publish("hosts", {})
+    async with (
+        aclosing(bus.subscribe(since=since)) as first,
+        aclosing(bus.subscribe(since=since)) as second,
+    ):
+        readers = asyncio.gather(receive_events(first, 4), receive_events(second, 4))
+        ids = [await bus.publish("alerts", {"n": n}) for n in range(4)]
+        got_first, got_second = await readers
+    assert [e.id for e in got_first] == ids
+    assert [e.id for e in got_second] == ids
+
+
+@pytest.mark.asyncio
+async def test_close_ends_subscriptions(bundle: BusBundle) -> None:
+    since = await bundle.bus.publish("hosts", {})
+    async with aclosing(bundle.bus.subscribe(since=since)) as sub:
+        pending = asyncio.ensure_future(receive(sub))
+        await asyncio.sleep(0.05)
+        await bundle.bus.close()
+        with pytest.raises(StopAsyncIteration):
+            await pending
+
+
+@pytest.mark.asyncio
+async def test_cache_get_set_delete_and_expiry(bundle: BusBundle) -> None:
+    cache = bundle.cache
+    assert await cache.get("k") is None
+    await cache.set("k", "v", 10)
+    assert await cache.get("k") == "v"
+    await cache.delete("k")
+    assert await cache.get("k") is None
+    await cache.set("short", "v", 0.1)
+    await asyncio.sleep(0.15)
+    assert await cache.get("short") is None
+
+
+@pytest.mark.asyncio
+async def test_cache_incr_counts_until_expiry_from_creation(bundle: BusBundle) -> None:
+    cache = bundle.cache
+    assert [await cache.incr("n", 0.3) for _ in range(3)] == [1, 2, 3]
+    assert await cache.get("n") == "3"
+    await asyncio.sleep(0.35)  # later increments did not extend the expiry
+    assert await cache.incr("n", 0.3) == 1
+
+
+@pytest.mark.asyncio
+async def test_rate_limiter_window(bundle: BusBundle) -> None:
+    limiter = bundle.limiter
+    assert [await limiter.hit("ip", limit=3, window=0.3) for _ in range(3)] == [0, 0, 0]
+    retry = await limiter.hit("ip", limit=3, window=0.3)
+    assert 0 < retry <= 0.3
+    assert await limiter.hit("other", limit=3, window=0.3) == 0
+    await asyncio.sleep(retry + 0.05)
+    assert await limiter.hit("ip", limit=3, window=0.3) == 0
+
+
+@pytest.mark.asyncio
+async def test_rate_limiter_reset(bundle: BusBundle) -> None:
+    limiter = bundle.limiter
+    assert await limiter.hit("ip", limit=1, window=10) == 0
+    assert await limiter.hit("ip", limit=1, window=10) > 0
+    await limiter.reset("ip")
+    assert await limiter.hit("ip", limit=1, window=10) == 0

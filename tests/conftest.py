@@ -1,0 +1,1 @@
+"""Shared fixtures: see tests/backend/conftest.py for the core per back end."""
