@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from backend.config import Settings
 from backend.domain.errors import QuarterdeckError
@@ -132,7 +135,10 @@ def cmd_settings_export(settings: Settings, args: argparse.Namespace, out: TextI
     document = _with_core(settings, action)
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise CliError(f"cannot write {args.output}: {error.strerror}") from None
         out.write(f"wrote {len(document['settings'])} settings to {args.output}\n")
     else:
         out.write(text)
@@ -144,7 +150,7 @@ def cmd_settings_import(settings: Settings, args: argparse.Namespace, out: TextI
         document = json.loads(Path(args.file).read_text(encoding="utf-8"))
     except OSError as error:
         raise CliError(f"cannot read {args.file}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # bad JSON, or bytes that are not UTF-8 text
         raise CliError(f"{args.file} is not JSON: {error}") from None
 
     async def action(core: Any) -> int:
@@ -252,6 +258,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         sys.stderr.write(f"quarterdeck: {error.message}\n")
     except CliError as error:
         sys.stderr.write(f"quarterdeck: {error}\n")
+    except (OperationalError, InterfaceError) as error:
+        reason = str(error.orig or error).strip().splitlines()[0]
+        sys.stderr.write(f"quarterdeck: cannot use the database: {reason}\n")
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        sys.stderr.write(f"quarterdeck: cannot reach Redis: {error}\n")
     except KeyboardInterrupt:
         sys.stderr.write("quarterdeck: interrupted\n")
     return EXIT_FAILED

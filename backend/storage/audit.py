@@ -41,6 +41,21 @@ def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _details_text(details: dict[str, Any]) -> str:
+    """JSON with non-ASCII kept as is, so a text search finds "Zoë" as typed.
+
+    Text that is not valid Unicode (a lone surrogate) cannot be stored that
+    way; it falls back to escapes rather than failing the whole change.
+    """
+    options: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "default": str}
+    stored = json.dumps(details, ensure_ascii=False, **options)
+    try:
+        stored.encode()
+    except UnicodeEncodeError:
+        return json.dumps(details, **options)
+    return stored
+
+
 async def append(
     session: AsyncSession,
     *,
@@ -67,7 +82,7 @@ async def append(
         actor_id=actor_id,
         action=action,
         target=target,
-        details=json.dumps(details, sort_keys=True, separators=(",", ":"), default=str),
+        details=_details_text(details),
         source=source,
         correlation_id=correlation_id,
         prev_hash=prev_hash,
@@ -99,13 +114,19 @@ def _filtered(query: Select[AuditEntry], flt: AuditFilter) -> Select[AuditEntry]
     if flt.until is not None:
         query = query.where(AuditEntry.ts < flt.until)
     if flt.text:
-        pattern = f"%{flt.text.lower()}%"
+        # Taken literally: "_" and "%" in the search text are not wildcards.
+        needle = flt.text.lower()
         query = query.where(
             or_(
-                func.lower(AuditEntry.target).like(pattern),
-                func.lower(AuditEntry.details).like(pattern),
-                func.lower(AuditEntry.action).like(pattern),
-                func.lower(AuditEntry.actor).like(pattern),
+                *(
+                    func.lower(column).contains(needle, autoescape=True)
+                    for column in (
+                        AuditEntry.target,
+                        AuditEntry.details,
+                        AuditEntry.action,
+                        AuditEntry.actor,
+                    )
+                )
             )
         )
     return query
