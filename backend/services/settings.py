@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -23,8 +24,12 @@ from backend.domain.settings import (
     spec_for,
 )
 from backend.services.context import ServiceContext, unit_of_work
+from backend.services.crypto import DecryptionFailed
 from backend.storage import settings as store
 from backend.storage.models import SettingVersion
+
+log = logging.getLogger(__name__)
+_UNREADABLE = object()
 
 EXPORT_FORMAT = "quarterdeck.settings"
 EXPORT_VERSION = 1
@@ -81,7 +86,7 @@ class SettingsService:
                 current_version = current.version if current else 0
                 if current_version != expected_version:
                     raise self._stale(key, expected_version, current_version)
-                old = self._plain(spec, current)
+                old = self._previous(spec, current)
                 row = await self._store(
                     uow.session,
                     principal,
@@ -105,8 +110,19 @@ class SettingsService:
         return self._view(principal, spec, row)
 
     async def rollback(
-        self, principal: Principal, key: str, *, version: int, reason: str = ""
+        self,
+        principal: Principal,
+        key: str,
+        *,
+        version: int,
+        reason: str = "",
+        expected_version: int | None = None,
     ) -> SettingView:
+        """Write an old version's value as a new version (history is never rewritten).
+
+        With `expected_version`, a rollback based on a stale view is a conflict,
+        as for `write`.
+        """
         spec = spec_for(key)
         self._require_write(principal, spec)
         try:
@@ -123,7 +139,9 @@ class SettingsService:
                     target_value = self._plain(spec, target)
                 current = await store.latest(uow.session, key)
                 current_version = current.version if current else 0
-                old = self._plain(spec, current)
+                if expected_version is not None and current_version != expected_version:
+                    raise self._stale(key, expected_version, current_version)
+                old = self._previous(spec, current)
                 note = reason or f"rollback to version {version}"
                 row = await self._store(
                     uow.session,
@@ -180,7 +198,7 @@ class SettingsService:
                 for key, new in incoming.items():
                     spec = REGISTRY[key]
                     current = rows.get(key)
-                    old = self._plain(spec, current)
+                    old = self._previous(spec, current)
                     if old == new:
                         continue
                     changes.append(self._change(principal, spec, old, new))
@@ -198,7 +216,7 @@ class SettingsService:
                         principal,
                         "settings.import",
                         "",
-                        {"reason": reason, "keys": [change.key for change in changes]},
+                        {"reason": reason, "changes": [change.model_dump() for change in changes]},
                     )
         except IntegrityError:
             raise Conflict("settings changed while importing; nothing was applied") from None
@@ -211,7 +229,8 @@ class SettingsService:
             raise InvalidInput(
                 f"not a Quarterdeck settings export (format must be {EXPORT_FORMAT!r})"
             )
-        if document.get("version") != EXPORT_VERSION:
+        version = document.get("version")
+        if type(version) is not int or version != EXPORT_VERSION:
             raise InvalidInput(f"unsupported export version {document.get('version')!r}")
         values = document.get("settings")
         if not isinstance(values, dict):
@@ -254,11 +273,12 @@ class SettingsService:
         reason: str,
     ) -> SettingVersion:
         text = json.dumps(value)
+        encrypt = spec.secret and value != ""
         row = SettingVersion(
             key=spec.key,
             version=version,
-            value=self._ctx.keys.encrypt(text) if spec.secret else text,
-            encrypted=spec.secret,
+            value=self._ctx.keys.encrypt(text) if encrypt else text,
+            encrypted=encrypt,
             actor=principal.name,
             reason=reason,
             created_at=self._ctx.clock(),
@@ -272,6 +292,17 @@ class SettingsService:
         text = self._ctx.keys.decrypt(row.value) if row.encrypted else row.value
         return json.loads(text)
 
+    def _previous(self, spec: SettingSpec, row: SettingVersion | None) -> Any:
+        """The value being replaced, for audit and change lists.
+
+        A secret that can no longer be decrypted (the key changed) counts as
+        unknown, so it can still be replaced.
+        """
+        try:
+            return self._plain(spec, row)
+        except DecryptionFailed:
+            return _UNREADABLE
+
     def _masked(self, principal: Principal, spec: SettingSpec) -> bool:
         return spec.secret and not principal.can(Permission.SETTINGS_SECRETS)
 
@@ -279,13 +310,23 @@ class SettingsService:
         self, principal: Principal, spec: SettingSpec, row: SettingVersion | None
     ) -> SettingView:
         masked = self._masked(principal, spec)
-        value = self._plain(spec, row)
+        value = None
+        if not masked:
+            try:
+                value = self._plain(spec, row)
+            except DecryptionFailed:
+                # One undecryptable secret must not hide every other setting;
+                # shown masked, it can still be overwritten with a new value.
+                log.warning("setting %s cannot be decrypted with the current key", spec.key)
+                masked = True
         return SettingView(
             key=spec.key,
-            value=None if masked else value,
+            value=value,
             version=row.version if row else 0,
             masked=masked,
-            is_set=value != spec.default if spec.secret else True,
+            # Decided without decrypting: empty secrets are stored unencrypted,
+            # so a masked listing works even when the key cannot decrypt.
+            is_set=row is not None and row.encrypted if spec.secret else True,
             updated_at=row.created_at if row else None,
             updated_by=row.actor if row else None,
             spec=spec.schema(),

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -82,7 +83,7 @@ class Backend:
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """Start-up settings for one back end, its storage empty and migrated."""
-    common = {
+    common: dict[str, Any] = {
         "data_dir": tmp_path,
         "secret_key": TEST_SECRET,
         "auto_migrate": False,

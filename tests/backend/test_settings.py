@@ -336,10 +336,19 @@ async def test_secrets_need_the_same_key_to_be_read(
         update={"secret_key": SecretStr("another-secret-key-entirely-0123456789")}
     )
     async with Core.open(other_key) as other:
+        # The admin sees it masked (and can overwrite it) instead of losing the whole list.
+        view = await other.settings.get(team.admin, SECRET)
+        assert (view.value, view.masked, view.is_set) == (None, True, True)
+        assert len(await other.settings.list(team.viewer)) == len(SETTINGS)
+        # Whoever needs the plaintext gets a clear error, never a wrong value.
         with pytest.raises(QuarterdeckError, match="secret key"):
-            await other.settings.get(team.admin, SECRET)
+            await other.settings.value(SECRET)
+        with pytest.raises(QuarterdeckError, match="secret key"):
+            await other.settings.export(team.admin, include_secrets=True)
         # Settings that are not secret stay readable.
         assert (await other.settings.get(team.admin, KEY)).value == 3
+        await other.settings.write(team.admin, SECRET, "new", expected_version=1)
+        assert await other.settings.value(SECRET) == "new"
 
 
 async def test_export_leaves_secrets_out_unless_asked(core: Core, team: Team) -> None:
@@ -381,7 +390,10 @@ async def test_import_applies_changes_once(core: Core, team: Team) -> None:
     assert [(v.version, v.actor, v.reason) for v in history] == [(1, "otto", "from staging")]
     entries = (await core.audit.list(team.admin, action="settings.import")).entries
     assert len(entries) == 1
-    assert sorted(entries[0].details["keys"]) == sorted([KEY, "notify.smtp_host"])
+    assert sorted((c["key"], c["old"], c["new"]) for c in entries[0].details["changes"]) == [
+        (KEY, 3, 9),
+        ("notify.smtp_host", "", "mail.example.org"),
+    ]
 
     before = await snapshot(core, team)
     assert await core.settings.import_(team.operator, document) == []
