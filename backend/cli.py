@@ -168,6 +168,32 @@ def cmd_settings_import(settings: Settings, args: argparse.Namespace, out: TextI
     return _with_core(settings, action)
 
 
+def cmd_serve(settings: Settings, args: argparse.Namespace, _out: TextIO) -> int:
+    from backend.api.server import ServeOptions, ServeRefused, serve  # noqa: PLC0415
+
+    overrides = {
+        key: value
+        for key, value in (("database_url", args.database_url), ("redis_url", args.redis_url))
+        if value
+    }
+    if overrides:
+        settings = Settings(**{**settings.model_dump(exclude_none=True), **overrides})
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        insecure=args.insecure,
+        log_level=args.log_level,
+    )
+    try:
+        serve(settings, options)
+    except ServeRefused as error:
+        raise CliError(str(error)) from None
+    return EXIT_OK
+
+
 def cmd_console(_settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
     out.write(
         "The Quarterdeck desktop console is not built yet (it is the next milestone).\n"
@@ -236,9 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--reason", default="import from the command line")
     imp.set_defaults(handler=cmd_settings_import)
 
-    commands.add_parser("serve", help="run the HTTP server").set_defaults(
-        handler=cmd_not_yet("serve")
+    serve = commands.add_parser("serve", help="run the HTTP and WebSocket server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--tls-cert", type=Path, help="certificate chain (PEM)")
+    serve.add_argument("--tls-key", type=Path, help="private key (PEM)")
+    serve.add_argument(
+        "--insecure", action="store_true", help="allow plain HTTP on a non-loopback address"
     )
+    serve.add_argument("--database-url", help="overrides QUARTERDECK_DATABASE_URL")
+    serve.add_argument("--redis-url", help="overrides QUARTERDECK_REDIS_URL")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(handler=cmd_serve)
     commands.add_parser("agent", help="push this host's metrics to a server").set_defaults(
         handler=cmd_not_yet("agent")
     )

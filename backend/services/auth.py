@@ -29,7 +29,14 @@ class AuthService:
         self._ctx = ctx
         self._settings = settings
 
-    async def login(self, username: str, password: str, *, source: str = "local") -> TokenPair:
+    async def login(
+        self,
+        username: str,
+        password: str,
+        *,
+        source: str = "local",
+        correlation_id: str | None = None,
+    ) -> TokenPair:
         cfg = await self._settings.values(
             "auth.lockout_threshold",
             "auth.lockout_minutes",
@@ -60,7 +67,9 @@ class AuthService:
         if user is None or not ok or user.disabled:
             await self._ctx.cache.incr(lock_key, ttl=lock_seconds)
             async with unit_of_work(self._ctx) as uow:
-                actor = Principal.system("auth").with_request(source=source, correlation_id=None)
+                actor = Principal.system("auth").with_request(
+                    source=source, correlation_id=correlation_id
+                )
                 await uow.audit(actor, "auth.login_failed", name, {})
             raise Unauthenticated(BAD_CREDENTIALS)
         await self._ctx.cache.delete(lock_key)
@@ -69,7 +78,7 @@ class AuthService:
         refresh = new_refresh_token()
         principal = Principal.for_user(
             user_id=user.id, username=user.username, role=Role(user.role), session_id=family
-        ).with_request(source=source, correlation_id=None)
+        ).with_request(source=source, correlation_id=correlation_id)
         async with unit_of_work(self._ctx) as uow:
             await store.add_refresh_token(
                 uow.session,

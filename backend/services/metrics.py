@@ -1,14 +1,418 @@
-"""Placeholder replaced by the metrics work in progress."""
+"""Metric ingest, series listing, range queries, retention and coalesced live updates."""
 
 from __future__ import annotations
 
-from backend.services.context import ServiceContext
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.domain.errors import InvalidInput, NotFound
+from backend.domain.events import Topic
+from backend.domain.monitoring import (
+    MAX_BATCH,
+    MAX_POINTS,
+    MAX_QUERY_SERIES,
+    RAW,
+    Bucket,
+    IngestResult,
+    PointIn,
+    QueryPlan,
+    Retention,
+    SeriesData,
+    SeriesView,
+    canonical_labels,
+    plan_query,
+)
+from backend.domain.permissions import Permission
+from backend.domain.principal import Principal
+from backend.services.context import ServiceContext, unit_of_work
 from backend.services.hosts import HostsService
 from backend.services.settings import SettingsService
+from backend.storage import metrics as store
+
+GroupKey = tuple[str, str, tuple[tuple[str, str], ...]]
+"""host, metric and label pairs in the order the sender gave them: cheap to
+build per point; label orders that differ map to the same cached series."""
+
+MAX_CACHED_SERIES = 200_000
+"""Cache entries kept before starting over, so label churn cannot grow memory forever."""
+
+RETENTION_LOCK = 0x51D_0E7E
+"""PostgreSQL advisory lock id: one server instance at a time applies retention."""
+
+_POINTS = TypeAdapter(list[PointIn])
+_FIELDS = attrgetter("host", "metric", "labels", "ts", "value")
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    id: int
+    host_id: int
+    host: str
+    metric: str
+    labels: dict[str, str]
+
+
+@dataclass(slots=True)
+class _Group:
+    """The points of one group key, as parallel lists in timestamp order."""
+
+    key: GroupKey
+    ts: list[float]
+    values: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class _Latest:
+    series: _Series
+    ts: float
+    value: float
 
 
 class MetricsService:
+    """Ingest is the hot path: agents push every second, so it avoids the ORM
+    and, once a series is known, any lookup query (ids are cached here).
+    """
+
     def __init__(self, ctx: ServiceContext, settings: SettingsService, hosts: HostsService) -> None:
         self._ctx = ctx
         self._settings = settings
         self._hosts = hosts
+        self._series: dict[GroupKey, _Series] = {}
+        self._host_ids: dict[str, int] = {}
+        self._latest: dict[int, _Latest] = {}
+        hosts.on_delete(self._forget_host)
+
+    # -- ingest ----------------------------------------------------------------
+
+    async def ingest(
+        self, principal: Principal, points: Sequence[PointIn | Mapping[str, Any]]
+    ) -> IngestResult:
+        """Store a batch with its rollups and the hosts' last_seen, in one transaction.
+
+        Deliberately not audited: agents push every second, and an entry per
+        batch would flood the audit log (and serialize every ingest on its
+        hash chain). The API key's last-used time records who pushes.
+        """
+        principal.require(Permission.METRICS_WRITE)
+        checked = _validated(points)
+        if not checked:
+            return IngestResult(accepted=0, series=0)
+        groups = _group(checked)
+        async with unit_of_work(self._ctx) as uow:
+            session = uow.session
+            host_ids = await self._touch_hosts(session, groups)
+            resolved, fresh = await self._resolve_series(session, groups, host_ids)
+            batches = _by_series(groups, resolved)
+            await store.write_batch(session, batches)
+        # Only committed ids enter the caches: a rolled-back series row must not be reused.
+        self._remember(host_ids, fresh)
+        self._note_latest(batches, resolved)
+        return IngestResult(accepted=len(checked), series=len(batches))
+
+    async def _touch_hosts(self, session: AsyncSession, groups: Sequence[_Group]) -> dict[str, int]:
+        """Ids of the batch's hosts, registering new ones and moving last_seen forward."""
+        first: dict[str, float] = {}
+        last: dict[str, float] = {}
+        for group in groups:
+            host = group.key[0]
+            first[host] = min(first.get(host, math.inf), group.ts[0])
+            last[host] = max(last.get(host, -math.inf), group.ts[-1])
+        ids = {name: self._host_ids[name] for name in first if name in self._host_ids}
+        unknown = {name: first[name] for name in first if name not in ids}
+        for _ in range(2):
+            if unknown:
+                ids.update(await store.register_hosts(session, unknown))
+            found = await store.touch_hosts(
+                session, {(host_id, name): last[name] for name, host_id in ids.items()}
+            )
+            # Deleted since cached (perhaps by another server): register them again.
+            unknown = {name: first[name] for name, host_id in ids.items() if host_id not in found}
+            if not unknown:
+                return ids
+            for name in unknown:
+                self._forget_host(ids.pop(name))
+        raise RuntimeError("hosts were deleted twice while one batch was stored")
+
+    async def _resolve_series(
+        self, session: AsyncSession, groups: Sequence[_Group], host_ids: dict[str, int]
+    ) -> tuple[dict[GroupKey, _Series], dict[GroupKey, _Series]]:
+        """Every group's series, and those that were not cached yet."""
+        resolved: dict[GroupKey, _Series] = {}
+        missing: list[GroupKey] = []
+        for group in groups:
+            cached = self._series.get(group.key)
+            if cached is not None and cached.host_id == host_ids[group.key[0]]:
+                resolved[group.key] = cached
+            else:
+                missing.append(group.key)
+        if not missing:
+            return resolved, {}
+        wanted = {
+            key: (host_ids[key[0]], key[1], canonical_labels(dict(key[2]))) for key in missing
+        }
+        ids = await store.register_series(session, set(wanted.values()))
+        fresh = {
+            key: _Series(ids[series_key], series_key[0], key[0], key[1], dict(key[2]))
+            for key, series_key in wanted.items()
+        }
+        resolved.update(fresh)
+        return resolved, fresh
+
+    def _remember(self, host_ids: dict[str, int], fresh: dict[GroupKey, _Series]) -> None:
+        if len(self._series) + len(fresh) > MAX_CACHED_SERIES:
+            self._series.clear()
+            self._host_ids.clear()
+        self._host_ids.update(host_ids)
+        self._series.update(fresh)
+
+    def _forget_host(self, host_id: int) -> None:
+        """Drop cached ids of a deleted host (called by HostsService.delete)."""
+        for name in [name for name, cached in self._host_ids.items() if cached == host_id]:
+            del self._host_ids[name]
+        for key in [key for key, series in self._series.items() if series.host_id == host_id]:
+            del self._series[key]
+        for sid in [
+            sid for sid, latest in self._latest.items() if latest.series.host_id == host_id
+        ]:
+            del self._latest[sid]
+
+    # -- live updates ----------------------------------------------------------
+
+    def _note_latest(
+        self, batches: Sequence[store.SeriesPoints], resolved: dict[GroupKey, _Series]
+    ) -> None:
+        by_id = {series.id: series for series in resolved.values()}
+        for batch in batches:
+            ts, value = batch.ts[-1], batch.values[-1]
+            pending = self._latest.get(batch.series_id)
+            if pending is None or ts >= pending.ts:
+                self._latest[batch.series_id] = _Latest(by_id[batch.series_id], ts, value)
+
+    async def flush_events(self) -> str | None:
+        """Publish one "metrics" event with the newest point per series since the last flush.
+
+        A job calls this once a second, so a chart gets at most one update
+        per series per second however often agents push. Returns the event
+        id, or None when nothing arrived.
+        """
+        if not self._latest:
+            return None
+        pending, self._latest = self._latest, {}
+        points = [
+            {
+                "series_id": sid,
+                "host": latest.series.host,
+                "metric": latest.series.metric,
+                "labels": latest.series.labels,
+                "ts": latest.ts,
+                "value": latest.value,
+            }
+            for sid, latest in sorted(pending.items())
+        ]
+        return await self._ctx.bus.publish(Topic.METRICS, {"points": points})
+
+    # -- reading ---------------------------------------------------------------
+
+    async def series(
+        self, principal: Principal, *, host: str | None = None, metric: str | None = None
+    ) -> list[SeriesView]:
+        principal.require(Permission.METRICS_READ)
+        async with self._ctx.db.reader() as session:
+            rows = await store.find_series(session, host=host, metric=metric)
+        return [
+            SeriesView(id=sid, host=host_name, metric=name, labels=json.loads(labels))
+            for sid, host_name, name, labels in rows
+        ]
+
+    async def query(
+        self,
+        principal: Principal,
+        series_ids: Sequence[int],
+        start: float,
+        end: float,
+        max_points: int,
+    ) -> list[SeriesData]:
+        """Per series, at most `max_points` buckets of min/max/avg/count over [start, end).
+
+        The plan (`plan_query`) picks the coarsest stored resolution that
+        resolves the range, so the rows read track `max_points`, not the
+        range; the SQL groups them, one index range scan per series.
+        """
+        principal.require(Permission.METRICS_READ)
+        ids = _check_query(series_ids, start, end, max_points)
+        plan = plan_query(
+            start, end, max_points, now=self._ctx.clock(), retention=await self._retention()
+        )
+        async with self._ctx.db.reader() as session:
+            known = {row[0] for row in await store.find_series(session, ids=ids)}
+            unknown = [sid for sid in ids if sid not in known]
+            if unknown:
+                raise NotFound(
+                    f"there is no series {', '.join(map(str, unknown))}",
+                    details={"series_ids": unknown},
+                )
+            rows = await _aggregate(session, ids, plan)
+        buckets: dict[int, list[Bucket]] = {sid: [] for sid in ids}
+        t0, width = plan.t0, plan.bucket_seconds
+        for sid, index, low, high, total, count in rows:
+            buckets[sid].append(
+                Bucket(ts=t0 + index * width, min=low, max=high, avg=total / count, count=count)
+            )
+        return [
+            SeriesData(
+                series_id=sid,
+                resolution=plan.resolution,
+                bucket_seconds=float(width),
+                buckets=buckets[sid],
+            )
+            for sid in ids
+        ]
+
+    # -- retention -------------------------------------------------------------
+
+    async def apply_retention(self) -> dict[str, int]:
+        """Drop what each resolution's retention setting no longer keeps; run by a job.
+
+        Returns rows deleted per level ("raw", "1m", "10m", "1h"), or {}
+        when another server instance holds the job lock this round.
+        """
+        cutoffs = (await self._retention()).cutoffs(self._ctx.clock())
+        async with unit_of_work(self._ctx) as uow:
+            session = uow.session
+            if not await store.try_job_lock(session, RETENTION_LOCK):
+                return {}
+            ids = await store.all_series_ids(session)
+            deleted = {"raw": await store.delete_points_before(session, ids, cutoffs[RAW])}
+            for resolution, name in ((60, "1m"), (600, "10m"), (3600, "1h")):
+                deleted[name] = await store.delete_rollups_before(
+                    session, ids, resolution, cutoffs[resolution]
+                )
+        return deleted
+
+    async def _retention(self) -> Retention:
+        values = await self._settings.values(
+            "retention.raw_hours", "retention.1m_days", "retention.10m_days", "retention.1h_days"
+        )
+        return Retention(
+            raw_hours=values["retention.raw_hours"],
+            days_1m=values["retention.1m_days"],
+            days_10m=values["retention.10m_days"],
+            days_1h=values["retention.1h_days"],
+        )
+
+
+def _validated(points: Sequence[PointIn | Mapping[str, Any]]) -> list[PointIn]:
+    """The batch as `PointIn`s; plain mappings (from tests, scripts) are validated here."""
+    if len(points) > MAX_BATCH:
+        raise InvalidInput(
+            f"at most {MAX_BATCH} points per call, got {len(points)}",
+            details={"field": "points", "limit": MAX_BATCH},
+        )
+    if set(map(type, points)) == {PointIn}:
+        return list(points)  # type: ignore[arg-type]  # checked just above
+    try:
+        return _POINTS.validate_python(
+            [p.model_dump() if isinstance(p, PointIn) else p for p in points]
+        )
+    except ValidationError as error:
+        problems = [{"loc": list(e["loc"]), "problem": e["msg"]} for e in error.errors()[:20]]
+        raise InvalidInput(
+            f"invalid points: {problems[0]['loc']}: {problems[0]['problem']}",
+            details={"field": "points", "problems": problems},
+        ) from None
+
+
+def _group(points: list[PointIn]) -> list[_Group]:
+    """Split a batch by series key: the only Python loop that visits every point.
+
+    Fields come out through one C-level attrgetter and go straight into
+    per-key columns; this loop is most of ingest's Python time.
+    """
+    by_key: dict[GroupKey, tuple[list[float], list[float]]] = {}
+    for host, metric, labels, ts, value in map(_FIELDS, points):
+        key = (host, metric, tuple(labels.items()) if labels else ())
+        columns = by_key.get(key)
+        if columns is None:
+            by_key[key] = ([ts], [value])
+        else:
+            columns[0].append(ts)
+            columns[1].append(value)
+    groups = []
+    for key, (ts, values) in by_key.items():
+        ordered = (ts, values) if ts == sorted(ts) else _sorted_by_time(ts, values)
+        groups.append(_Group(key, *ordered))
+    return groups
+
+
+def _sorted_by_time(ts: list[float], values: list[float]) -> tuple[list[float], list[float]]:
+    order = sorted(range(len(ts)), key=ts.__getitem__)
+    return [ts[i] for i in order], [values[i] for i in order]
+
+
+def _by_series(
+    groups: Sequence[_Group], resolved: dict[GroupKey, _Series]
+) -> list[store.SeriesPoints]:
+    """One batch per series id, sorted by id, merging groups that differ only in label order."""
+    merged: dict[int, store.SeriesPoints] = {}
+    for group in groups:
+        sid = resolved[group.key].id
+        batch = merged.get(sid)
+        if batch is None:
+            merged[sid] = store.SeriesPoints(sid, group.ts, group.values)
+        else:
+            ts, values = _sorted_by_time(batch.ts + group.ts, batch.values + group.values)
+            merged[sid] = store.SeriesPoints(sid, ts, values)
+    return [merged[sid] for sid in sorted(merged)]
+
+
+def _check_query(series_ids: Sequence[int], start: float, end: float, max_points: int) -> list[int]:
+    """The distinct ids in request order, or InvalidInput naming the bad argument."""
+
+    def bad(field: str, message: str) -> InvalidInput:
+        return InvalidInput(message, details={"field": field})
+
+    if isinstance(max_points, bool) or not isinstance(max_points, int):
+        raise bad("max_points", "max_points must be an integer")
+    if not 1 <= max_points <= MAX_POINTS:
+        raise bad("max_points", f"max_points must be between 1 and {MAX_POINTS}")
+    for name, value in (("start", start), ("end", end)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise bad(name, f"{name} must be a finite number of epoch seconds")
+    if start >= end:
+        raise bad("start", "start must be before end")
+    ids = list(dict.fromkeys(series_ids))
+    if not ids:
+        raise bad("series", "name at least one series")
+    if len(ids) > MAX_QUERY_SERIES:
+        raise bad("series", f"at most {MAX_QUERY_SERIES} series per query")
+    if any(isinstance(sid, bool) or not isinstance(sid, int) for sid in ids):
+        raise bad("series", "series ids are integers")
+    return ids
+
+
+async def _aggregate(
+    session: AsyncSession, ids: list[int], plan: QueryPlan
+) -> list[store.AggregateRow]:
+    if plan.resolution == RAW:
+        return await store.aggregate_raw(
+            session, ids, t0=plan.t0, t1=plan.t1, width=plan.bucket_seconds, buckets=plan.max_points
+        )
+    return await store.aggregate_rollups(
+        session,
+        ids,
+        resolution=plan.resolution,
+        t0=int(plan.t0),
+        t1=int(plan.t1),
+        width=int(plan.bucket_seconds),
+    )

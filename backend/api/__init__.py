@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket front door. The only package that imports FastAPI."""

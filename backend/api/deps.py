@@ -1,0 +1,48 @@
+"""Typed dependencies: the core, the caller, the request's origin."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from backend.core import Core
+from backend.domain.errors import Unauthenticated
+from backend.domain.principal import Principal
+
+_bearer = HTTPBearer(auto_error=False, description="An access token or an API key")
+
+
+def get_core(request: Request) -> Core:
+    core: Core = request.app.state.core
+    return core
+
+
+def get_source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def get_request_id(request: Request) -> str | None:
+    value: str | None = request.scope.get("state", {}).get("request_id")
+    return value
+
+
+CoreDep = Annotated[Core, Depends(get_core)]
+SourceDep = Annotated[str, Depends(get_source)]
+
+
+async def get_principal(
+    request: Request,
+    core: CoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("sign in first: send 'Authorization: Bearer <token>'")
+    principal = await core.auth.authenticate(credentials.credentials)
+    return principal.with_request(
+        source=get_source(request), correlation_id=get_request_id(request)
+    )
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,1 @@
+"""One router per domain; each handler calls one service method."""

@@ -1,0 +1,187 @@
+"""What the metrics and hosts services accept and hand back, and how a range is read.
+
+Times are epoch seconds (UTC) as floats everywhere, on the wire and in
+storage, so no layer converts time zones or formats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from backend.domain.metrics import METRICS
+
+MAX_HOST_LENGTH = 255
+MAX_METRIC_LENGTH = 200
+MAX_LABELS = 16
+MAX_LABEL_KEY_LENGTH = 64
+MAX_LABEL_VALUE_LENGTH = 200
+MAX_LABELS_JSON = 500
+"""The `metric_series.labels` column width, for the canonical JSON text."""
+MAX_TS = 1e10
+"""Year 2286: keeps bucket arithmetic exact in 64-bit integers and doubles."""
+MAX_ABS_VALUE = 1e18
+"""Sums of an hour of such values stay far from float overflow, which PostgreSQL
+reports as an error rather than infinity."""
+
+MAX_BATCH = 50_000
+"""Points per ingest call: one transaction should stay well under a second."""
+MAX_QUERY_SERIES = 64
+MAX_POINTS = 10_000
+
+RAW = 0
+ROLLUP_RESOLUTIONS = (60, 600, 3600)
+"""Seconds per rollup bucket, finest first. Each divides the next, so coarser
+buckets are built from finer ones and a query's buckets nest exactly."""
+
+HostStatus = Literal["up", "down"]
+
+
+def canonical_labels(labels: dict[str, str]) -> str:
+    """One text per label set, so equal sets find the same series row."""
+    return json.dumps(labels, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _known_metric(name: str) -> str:
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}")
+    return name
+
+
+def _bounded_labels(labels: dict[str, str]) -> dict[str, str]:
+    if not labels:
+        return labels
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        if not 0 < len(key) <= MAX_LABEL_KEY_LENGTH:
+            raise ValueError(f"a label name is 1 to {MAX_LABEL_KEY_LENGTH} characters")
+        if len(value) > MAX_LABEL_VALUE_LENGTH:
+            raise ValueError(f"a label value is at most {MAX_LABEL_VALUE_LENGTH} characters")
+    if len(canonical_labels(labels)) > MAX_LABELS_JSON:
+        raise ValueError(f"labels take at most {MAX_LABELS_JSON} characters as JSON")
+    return labels
+
+
+class PointIn(BaseModel):
+    """One sample as pushed by an agent or the local collector."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: Annotated[str, Field(min_length=1, max_length=MAX_HOST_LENGTH, pattern=r"\S")]
+    metric: Annotated[
+        str, Field(min_length=1, max_length=MAX_METRIC_LENGTH), AfterValidator(_known_metric)
+    ]
+    labels: Annotated[dict[str, str], AfterValidator(_bounded_labels)] = Field(default_factory=dict)
+    ts: Annotated[float, Field(ge=0, lt=MAX_TS, allow_inf_nan=False)]
+    value: Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE, allow_inf_nan=False)]
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    series: int
+    """Distinct series the batch touched."""
+
+
+class SeriesView(BaseModel):
+    id: int
+    host: str
+    metric: str
+    labels: dict[str, str]
+
+
+class Bucket(BaseModel):
+    """Aggregates of one time slice: min and max keep spikes visible when zoomed out."""
+
+    ts: float
+    """Start of the slice."""
+    min: float
+    max: float
+    avg: float
+    count: int
+
+
+class SeriesData(BaseModel):
+    series_id: int
+    resolution: int
+    """Seconds per stored bucket that was read; 0 for raw points."""
+    bucket_seconds: float
+    """Width of each returned bucket."""
+    buckets: list[Bucket]
+    """Oldest first; empty slices are left out."""
+
+
+class HostView(BaseModel):
+    id: int
+    name: str
+    status: HostStatus
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long each resolution is kept, from the `retention.*` settings."""
+
+    raw_hours: float
+    days_1m: float
+    days_10m: float
+    days_1h: float
+
+    def cutoffs(self, now: float) -> dict[int, float]:
+        """Per resolution, the time before which its data is dropped."""
+        day = 86_400.0
+        return {
+            RAW: now - self.raw_hours * 3600.0,
+            60: now - self.days_1m * day,
+            600: now - self.days_10m * day,
+            3600: now - self.days_1h * day,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """Where a range query reads and how it slices the range into buckets.
+
+    For rollups every quantity is an integer number of seconds, so bucket
+    indexes are exact integer divisions; for raw points they follow the
+    float formula `floor((ts - t0) / bucket_seconds)`.
+    """
+
+    resolution: int
+    t0: float
+    t1: float
+    bucket_seconds: float
+    max_points: int
+
+
+def plan_query(
+    start: float, end: float, max_points: int, *, now: float, retention: Retention
+) -> QueryPlan:
+    """The coarsest resolution that still gives each bucket one stored slice or more.
+
+    Reading the coarsest level that fits keeps the rows read near
+    `max_points` whatever the range; a level whose retention no longer
+    covers `start` is skipped for the next coarser one, so an old range
+    does not come back empty while coarser data for it still exists.
+    """
+    width = (end - start) / max_points
+    resolution = RAW
+    for candidate in ROLLUP_RESOLUTIONS:
+        if candidate <= width:
+            resolution = candidate
+    cutoffs = retention.cutoffs(now)
+    for level, coarser in zip((RAW, *ROLLUP_RESOLUTIONS), ROLLUP_RESOLUTIONS, strict=False):
+        if resolution == level and start < cutoffs[level]:
+            resolution = coarser
+    if resolution == RAW:
+        return QueryPlan(RAW, start, end, width, max_points)
+    t0 = math.floor(start / resolution) * resolution
+    t1 = math.ceil(end / resolution) * resolution
+    slots = (t1 - t0) // resolution
+    bucket_seconds = -(-slots // max_points) * resolution
+    return QueryPlan(resolution, t0, t1, bucket_seconds, max_points)

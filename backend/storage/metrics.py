@@ -1,0 +1,513 @@
+"""All SQL for hosts, series, points and rollups.
+
+Points and rollups bypass the ORM: ingest writes tens of thousands of rows
+per call, so PostgreSQL gets one binary COPY and SQLite a few multi-row
+INSERTs on the session's own driver connection, inside the caller's
+transaction. Like every storage module, nothing here commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from bisect import bisect_left
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain, repeat
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.domain.monitoring import ROLLUP_RESOLUTIONS
+from backend.storage.models import Host, MetricSeries, metric_points, metric_rollups
+
+SeriesKey = tuple[int, str, str]
+"""host id, metric name, canonical labels JSON: what makes a series unique."""
+
+AggregateRow = tuple[int, int, float, float, float, int]
+"""A query result row: series id, bucket index, min, max, sum, count."""
+
+RollupRow = tuple[int, int, int, float, float, float, int]
+"""series id, resolution, bucket start, min, max, sum, count."""
+
+_CHUNK = 1000
+"""Rows or keys per statement, under SQLite's bound-parameter limit."""
+
+
+@dataclass(slots=True)
+class SeriesPoints:
+    """One series' share of an ingest batch, in timestamp order."""
+
+    series_id: int
+    ts: list[float]
+    values: list[float]
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The session's psycopg or aiosqlite connection, in the session's transaction."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# -- hosts ----------------------------------------------------------------------
+
+
+async def register_hosts(session: AsyncSession, first_seen: dict[str, float]) -> dict[str, int]:
+    """Ids by host name, inserting the hosts not yet known.
+
+    A host reported concurrently by another transaction is left to it
+    (ON CONFLICT DO NOTHING) and read back, so two servers never fail on
+    the same new host.
+    """
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    names = sorted(first_seen)
+    for chunk in _chunks(names):
+        rows = [{"name": n, "first_seen": first_seen[n], "last_seen": first_seen[n]} for n in chunk]
+        await session.execute(
+            insert(Host).values(rows).on_conflict_do_nothing(index_elements=["name"])
+        )
+    ids: dict[str, int] = {}
+    for chunk in _chunks(names):
+        result = await session.execute(select(Host.name, Host.id).where(Host.name.in_(chunk)))
+        ids.update((name, host_id) for name, host_id in result)
+    return ids
+
+
+async def touch_hosts(session: AsyncSession, last_seen: dict[tuple[int, str], float]) -> set[int]:
+    """Move each (id, name) host's last_seen forward; returns the ids that matched.
+
+    A missing id means the host was deleted since its id was cached, so the
+    caller registers it again. The name is compared too because SQLite may
+    give a deleted row's id to the next new host. On PostgreSQL the row
+    lock taken here also orders an ingest against a concurrent `delete_host`.
+    """
+    keys = sorted(last_seen)
+    driver = await _driver(session)
+    if is_postgres(session):
+        async with driver.cursor() as cursor:
+            await cursor.execute(
+                "UPDATE hosts SET last_seen = GREATEST(hosts.last_seen, v.ts) "
+                "FROM unnest(%s::int4[], %s::text[], %s::float8[]) AS v(id, name, ts) "
+                "WHERE hosts.id = v.id AND hosts.name = v.name RETURNING hosts.id",
+                ([i for i, _ in keys], [n for _, n in keys], [last_seen[k] for k in keys]),
+            )
+            return {row[0] for row in await cursor.fetchall()}
+    found: set[int] = set()
+    for chunk in _chunks(keys):
+        values = ", ".join(["(?, ?, ?)"] * len(chunk))
+        rows = await driver.execute_fetchall(
+            "UPDATE hosts SET last_seen = max(hosts.last_seen, v.column3) "
+            f"FROM (VALUES {values}) AS v "
+            "WHERE hosts.id = v.column1 AND hosts.name = v.column2 RETURNING hosts.id",
+            list(chain.from_iterable((i, n, last_seen[i, n]) for i, n in chunk)),
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+async def all_hosts(session: AsyncSession) -> list[Host]:
+    return list((await session.execute(select(Host).order_by(Host.name))).scalars())
+
+
+async def delete_host(session: AsyncSession, host_id: int) -> Host | None:
+    """Remove a host with its series, points and rollups; None when there is none.
+
+    The host row is locked first, so an ingest for it either finished before
+    (and its points are found here) or waits and then registers the host anew.
+    """
+    host = (
+        await session.execute(select(Host).where(Host.id == host_id).with_for_update())
+    ).scalar_one_or_none()
+    if host is None:
+        return None
+    series_ids = list(
+        (await session.execute(select(MetricSeries.id).where(MetricSeries.host_id == host_id)))
+        .scalars()
+        .all()
+    )
+    for chunk in _chunks(series_ids):
+        await session.execute(delete(metric_points).where(metric_points.c.series_id.in_(chunk)))
+        await session.execute(delete(metric_rollups).where(metric_rollups.c.series_id.in_(chunk)))
+    await session.execute(delete(MetricSeries).where(MetricSeries.host_id == host_id))
+    await session.delete(host)
+    await session.flush()
+    return host
+
+
+# -- series ---------------------------------------------------------------------
+
+
+async def register_series(
+    session: AsyncSession, keys: Collection[SeriesKey]
+) -> dict[SeriesKey, int]:
+    """Ids by (host id, metric, labels), inserting the series not yet known."""
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    ordered = sorted(keys)
+    for chunk in _chunks(ordered):
+        rows = [{"host_id": h, "metric": m, "labels": labels} for h, m, labels in chunk]
+        await session.execute(insert(MetricSeries).values(rows).on_conflict_do_nothing())
+    ids: dict[SeriesKey, int] = {}
+    columns = (MetricSeries.host_id, MetricSeries.metric, MetricSeries.labels)
+    for chunk in _chunks(ordered):
+        result = await session.execute(
+            select(*columns, MetricSeries.id).where(tuple_(*columns).in_(chunk))
+        )
+        ids.update(((h, m, labels), sid) for h, m, labels, sid in result)
+    return ids
+
+
+async def find_series(
+    session: AsyncSession,
+    *,
+    host: str | None = None,
+    metric: str | None = None,
+    ids: Collection[int] | None = None,
+) -> list[tuple[int, str, str, str]]:
+    """(id, host name, metric, labels JSON) of the matching series, by host then metric."""
+    query = select(MetricSeries.id, Host.name, MetricSeries.metric, MetricSeries.labels).join(
+        Host, Host.id == MetricSeries.host_id
+    )
+    if host is not None:
+        query = query.where(Host.name == host)
+    if metric is not None:
+        query = query.where(MetricSeries.metric == metric)
+    if ids is not None:
+        query = query.where(MetricSeries.id.in_(list(ids)))
+    query = query.order_by(Host.name, MetricSeries.metric, MetricSeries.labels, MetricSeries.id)
+    return [(sid, host, name, labels) for sid, host, name, labels in await session.execute(query)]
+
+
+async def all_series_ids(session: AsyncSession) -> list[int]:
+    return list((await session.execute(select(MetricSeries.id))).scalars())
+
+
+# -- points and rollups ---------------------------------------------------------
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_COPY_SQL = "COPY metric_points (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+_COPY_ROW = struct.Struct(">hiiidid")
+_COPY_PIECE = 2500
+"""PostgreSQL binary COPY row: 3 fields, then (length, int4 series_id),
+(length, float8 ts), (length, float8 value), all big-endian."""
+
+_SQLITE_ROWS = 300
+"""Points per SQLite INSERT: measured faster than one row per executemany step."""
+
+
+def _sqlite_insert_sql(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?)"] * rows)
+    return f"INSERT INTO metric_points (series_id, ts, value) VALUES {values}"
+
+
+_SQLITE_INSERT = _sqlite_insert_sql(_SQLITE_ROWS)
+
+
+def _copy_pieces(batches: Iterable[SeriesPoints]) -> Iterator[bytes]:
+    """The batch in binary COPY format, in pieces of about _COPY_PIECE rows.
+
+    Rows are packed by C loops (map over a struct); sending piece by piece
+    lets the server parse one while the next is packed.
+    """
+    pack = _COPY_ROW.pack
+    parts = [_COPY_HEADER]
+    rows = 0
+    for batch in batches:
+        sid = repeat(batch.series_id)
+        parts.extend(
+            map(pack, repeat(3), repeat(4), sid, repeat(8), batch.ts, repeat(8), batch.values)
+        )
+        rows += len(batch.ts)
+        if rows >= _COPY_PIECE:
+            yield b"".join(parts)
+            parts, rows = [], 0
+    parts.append(_COPY_TRAILER)
+    yield b"".join(parts)
+
+
+async def write_batch(session: AsyncSession, batches: Sequence[SeriesPoints]) -> None:
+    """Append a batch's points and fold its aggregates into the rollups.
+
+    The rollups are computed while the database takes the points (PostgreSQL
+    parses the COPY stream, SQLite steps the INSERTs on aiosqlite's thread
+    without the GIL), so on a multi-core machine that Python work is free.
+    """
+    driver = await _driver(session)
+    if is_postgres(session):
+        async with driver.cursor() as cursor:
+            async with cursor.copy(_COPY_SQL) as copy:
+                for piece in _copy_pieces(batches):
+                    await copy.write(piece)
+                rows = rollup_rows(batches)
+                params = _pg_array_literals(rows)
+            if rows:
+                await cursor.execute(_PG_ROLLUP_UPSERT, params)
+        return
+    inserting = asyncio.ensure_future(_sqlite_insert(driver, batches))
+    try:
+        rows = rollup_rows(batches)
+    finally:
+        await inserting
+    if rows:
+        async with driver.executemany(_SQLITE_ROLLUP_UPSERT, rows):
+            pass
+
+
+async def insert_points(session: AsyncSession, batches: Sequence[SeriesPoints]) -> None:
+    """Append points only (no rollups): for loading data whose rollups are rebuilt apart."""
+    driver = await _driver(session)
+    if is_postgres(session):
+        async with driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
+            for piece in _copy_pieces(batches):
+                await copy.write(piece)
+        return
+    await _sqlite_insert(driver, batches)
+
+
+async def _sqlite_insert(driver: Any, batches: Sequence[SeriesPoints]) -> None:
+    rows = chain.from_iterable(
+        zip(repeat(b.series_id), b.ts, b.values, strict=False) for b in batches
+    )
+    flat = list(chain.from_iterable(rows))
+    step = _SQLITE_ROWS * 3
+    full = len(flat) - len(flat) % step
+    if full:
+        async with driver.executemany(
+            _SQLITE_INSERT, [flat[i : i + step] for i in range(0, full, step)]
+        ):
+            pass
+    if full < len(flat):
+        # execute_fetchall closes its cursor in the same trip to aiosqlite's thread.
+        await driver.execute_fetchall(_sqlite_insert_sql((len(flat) - full) // 3), flat[full:])
+
+
+def _pg_array_literals(rows: Sequence[RollupRow]) -> list[str]:
+    """Columns as PostgreSQL array literals: several times faster to send than
+    Python lists, which psycopg adapts element by element. repr() of a float
+    round-trips exactly, and PostgreSQL parses it back exactly."""
+    return ["{" + ",".join(map(repr, column)) + "}" for column in zip(*rows, strict=True)]
+
+
+def rollup_rows(batches: Iterable[SeriesPoints]) -> list[RollupRow]:
+    """Per (series, resolution, bucket) aggregates of a batch, sorted by that key.
+
+    The finest level is computed from the points: they are in timestamp
+    order, so each bucket is one slice and min/max/sum run in C over it.
+    Coarser levels merge finer buckets, which nest exactly. Sorted rows
+    make concurrent upserts lock rows in one order, so they cannot deadlock.
+    """
+    first, *coarser = ROLLUP_RESOLUTIONS
+    rows: list[RollupRow] = []
+    for batch in batches:
+        ts, values = batch.ts, batch.values
+        fine: list[tuple[int, float, float, float, int]] = []
+        i, n = 0, len(ts)
+        while i < n:
+            slot = ts[i] // first  # exact floor, unlike floor(ts / first)
+            j = bisect_left(ts, (slot + 1) * first, i)
+            chunk = values[i:j]
+            fine.append((int(slot) * first, min(chunk), max(chunk), sum(chunk), j - i))
+            i = j
+        sid = batch.series_id
+        rows.extend((sid, first, b, lo, hi, total, count) for b, lo, hi, total, count in fine)
+        for resolution in coarser:
+            merged: dict[int, list[Any]] = {}
+            for b, lo, hi, total, count in fine:
+                key = b - b % resolution
+                agg = merged.get(key)
+                if agg is None:
+                    merged[key] = [lo, hi, total, count]
+                else:
+                    agg[0] = min(agg[0], lo)
+                    agg[1] = max(agg[1], hi)
+                    agg[2] += total
+                    agg[3] += count
+            rows.extend((sid, resolution, key, *agg) for key, agg in merged.items())
+    rows.sort()
+    return rows
+
+
+_PG_ROLLUP_UPSERT = (
+    "INSERT INTO metric_rollups (series_id, resolution, bucket, min, max, sum, count) "
+    "SELECT * FROM unnest(%s::int4[], %s::int4[], %s::int8[], %s::float8[], %s::float8[], "
+    "%s::float8[], %s::int8[]) "
+    "ON CONFLICT (series_id, resolution, bucket) DO UPDATE SET "
+    "min = LEAST(metric_rollups.min, EXCLUDED.min), "
+    "max = GREATEST(metric_rollups.max, EXCLUDED.max), "
+    "sum = metric_rollups.sum + EXCLUDED.sum, "
+    "count = metric_rollups.count + EXCLUDED.count"
+)
+_SQLITE_ROLLUP_UPSERT = (
+    "INSERT INTO metric_rollups (series_id, resolution, bucket, min, max, sum, count) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (series_id, resolution, bucket) DO UPDATE SET "
+    "min = min(metric_rollups.min, excluded.min), "
+    "max = max(metric_rollups.max, excluded.max), "
+    "sum = metric_rollups.sum + excluded.sum, "
+    "count = metric_rollups.count + excluded.count"
+)
+
+
+async def upsert_rollups(session: AsyncSession, rows: Sequence[RollupRow]) -> None:
+    """Fold aggregates into the stored buckets, all resolutions in one statement.
+
+    PostgreSQL: one INSERT ... SELECT FROM unnest(arrays), one round trip
+    whatever the row count. SQLite: one prepared upsert stepped per row
+    (executemany), which costs no round trips in-process.
+    """
+    if not rows:
+        return
+    driver = await _driver(session)
+    if is_postgres(session):
+        async with driver.cursor() as cursor:
+            await cursor.execute(_PG_ROLLUP_UPSERT, _pg_array_literals(rows))
+        return
+    cursor = await driver.executemany(_SQLITE_ROLLUP_UPSERT, rows)
+    await cursor.close()
+
+
+# -- range queries --------------------------------------------------------------
+
+_RAW_QUERY = {
+    "postgresql": (
+        "SELECT series_id, LEAST(CAST(floor((ts - :t0) / :width) AS bigint), :last) AS idx, "
+        "min(value), max(value), sum(value), count(*) "
+        "FROM metric_points WHERE series_id IN :ids AND ts >= :t0 AND ts < :t1 "
+        "GROUP BY series_id, idx ORDER BY series_id, idx"
+    ),
+    "sqlite": (
+        "SELECT series_id, min(CAST((ts - :t0) / :width AS INTEGER), :last) AS idx, "
+        "min(value), max(value), sum(value), count(*) "
+        "FROM metric_points WHERE series_id IN :ids AND ts >= :t0 AND ts < :t1 "
+        "GROUP BY series_id, idx ORDER BY series_id, idx"
+    ),
+}
+"""(ts - t0) >= 0 here, so SQLite's truncating CAST is the floor PostgreSQL spells out."""
+
+_ROLLUP_QUERY = {
+    "postgresql": (
+        "SELECT series_id, (bucket - :t0) / :width AS idx, "
+        "min(min), max(max), sum(sum), CAST(sum(count) AS bigint) "
+        "FROM metric_rollups WHERE series_id IN :ids AND resolution = :resolution "
+        "AND bucket >= :t0 AND bucket < :t1 "
+        "GROUP BY series_id, idx ORDER BY series_id, idx"
+    ),
+    "sqlite": (
+        "SELECT series_id, (bucket - :t0) / :width AS idx, "
+        "min(min), max(max), sum(sum), sum(count) "
+        "FROM metric_rollups WHERE series_id IN :ids AND resolution = :resolution "
+        "AND bucket >= :t0 AND bucket < :t1 "
+        "GROUP BY series_id, idx ORDER BY series_id, idx"
+    ),
+}
+"""Integer operands throughout, so bucket indexes are exact integer divisions."""
+
+
+async def aggregate_raw(
+    session: AsyncSession,
+    series_ids: Collection[int],
+    *,
+    t0: float,
+    t1: float,
+    width: float,
+    buckets: int,
+) -> list[AggregateRow]:
+    """Raw points with t0 <= ts < t1 grouped into `buckets` slices of `width` seconds.
+
+    The index is clamped to the last slice: for a ts just below t1,
+    (ts - t0) / width can round up to `buckets` itself.
+    """
+    dialect = session.get_bind().dialect.name
+    statement = text(_RAW_QUERY[dialect]).bindparams(bindparam("ids", expanding=True))
+    params = {"ids": list(series_ids), "t0": t0, "t1": t1, "width": width, "last": buckets - 1}
+    return [tuple(row) for row in await session.execute(statement, params)]
+
+
+async def aggregate_rollups(
+    session: AsyncSession,
+    series_ids: Collection[int],
+    *,
+    resolution: int,
+    t0: int,
+    t1: int,
+    width: int,
+) -> list[AggregateRow]:
+    """Stored buckets with t0 <= bucket < t1 merged into slices of `width` seconds."""
+    dialect = session.get_bind().dialect.name
+    statement = text(_ROLLUP_QUERY[dialect]).bindparams(bindparam("ids", expanding=True))
+    params = {
+        "ids": list(series_ids),
+        "t0": t0,
+        "t1": t1,
+        "width": width,
+        "resolution": resolution,
+    }
+    return [tuple(row) for row in await session.execute(statement, params)]
+
+
+# -- retention ------------------------------------------------------------------
+
+
+async def try_job_lock(session: AsyncSession, key: int) -> bool:
+    """Take a transaction-scoped advisory lock if free (PostgreSQL; SQLite: always).
+
+    Several server instances run the same jobs; the one that gets the lock
+    does the work and the others skip this round.
+    """
+    if not is_postgres(session):
+        return True
+    result = await session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+    return bool(result.scalar_one())
+
+
+async def delete_points_before(
+    session: AsyncSession, series_ids: Sequence[int], cutoff: float
+) -> int:
+    """Delete raw points with ts < cutoff.
+
+    Filtering on series ids lets both databases walk the (series_id, ts)
+    index instead of scanning the whole table.
+    """
+    deleted = 0
+    for chunk in _chunks(series_ids):
+        result = await session.execute(
+            delete(metric_points).where(
+                metric_points.c.series_id.in_(chunk), metric_points.c.ts < cutoff
+            )
+        )
+        deleted += _rowcount(result)
+    return deleted
+
+
+async def delete_rollups_before(
+    session: AsyncSession, series_ids: Sequence[int], resolution: int, cutoff: float
+) -> int:
+    """Delete the buckets of one resolution that end at or before the cutoff."""
+    deleted = 0
+    for chunk in _chunks(series_ids):
+        result = await session.execute(
+            delete(metric_rollups).where(
+                metric_rollups.c.series_id.in_(chunk),
+                metric_rollups.c.resolution == resolution,
+                metric_rollups.c.bucket <= cutoff - resolution,
+            )
+        )
+        deleted += _rowcount(result)
+    return deleted
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount or 0)

@@ -1,0 +1,1 @@
+"""Performance scenarios, runnable as one command: `python -m bench <scenario>`."""
