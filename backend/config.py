@@ -61,7 +61,11 @@ class Settings(BaseSettings):
     collect_local: bool = False
     """Sample this machine with psutil while the core runs (embedded mode)."""
     run_jobs: bool = True
-    """Run periodic jobs (retention, host status) in this process."""
+    """Run the deployment's periodic jobs (retention, host status) in this process.
+
+    Safe on every server instance: retention takes a PostgreSQL advisory lock."""
+    live_events: bool = True
+    """Publish coalesced `metrics` events once a second for what this process ingested."""
     local_host_name: str | None = None
     """Name the local collector reports under; None means the machine's host name."""
     event_retention: int = Field(default=10_000, ge=100)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 
 from backend.bus.factory import BusBundle, open_bus
+from backend.collector.local import run_local_collector
 from backend.config import Settings
 from backend.domain.errors import Unavailable
 from backend.services.api_keys import ApiKeysService
@@ -28,6 +30,10 @@ from backend.storage import migrate
 from backend.storage.database import Database
 
 log = logging.getLogger(__name__)
+
+EVENT_FLUSH_SECONDS = 1.0
+"""Live metric events are coalesced to at most one per series per this interval."""
+RETENTION_SECONDS = 600.0
 
 
 async def _require_current_schema(db: Database) -> None:
@@ -95,4 +101,20 @@ class Core:
             await db.dispose()
 
     def _start_jobs(self) -> None:
-        """Periodic work chosen from the start-up settings (none yet)."""
+        """Background work chosen from the start-up settings."""
+        if self.config.live_events:
+            self.jobs.every("metrics-events", EVENT_FLUSH_SECONDS, self.metrics.flush_events)
+        if self.config.collect_local:
+            host = self.config.local_host_name or socket.gethostname()
+            self.jobs.run(
+                "local-collector",
+                lambda: run_local_collector(
+                    metrics=self.metrics, settings=self.settings, host=host
+                ),
+            )
+        if self.config.run_jobs:
+            self.jobs.every("retention", RETENTION_SECONDS, self.metrics.apply_retention)
+            self.jobs.every("host-status", self._sampling_interval, self.hosts.check_status)
+
+    async def _sampling_interval(self) -> float:
+        return float(await self.settings.value("collector.interval_seconds"))

@@ -114,7 +114,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 @pytest_asyncio.fixture
 async def core(backend: Backend) -> AsyncIterator[Core]:
-    async with Core.open(backend.settings) as opened:
+    # No background flush: tests that check live metric events call flush_events themselves.
+    async with Core.open(backend.settings.model_copy(update={"live_events": False})) as opened:
         yield opened
 
 
