@@ -32,7 +32,7 @@ async def test_local_collector_records_this_machine(backend: Backend) -> None:
         assert "net.rx_bytes_per_s" in names
         hosts = await core.hosts.list(reader)
         assert [(host.name, host.status) for host in hosts] == [("this-machine", "up")]
-        cpu = [s for s in await core.metrics.series(reader, metric="cpu.percent")]
+        cpu = await core.metrics.series(reader, metric="cpu.percent")
         now = time.time()
         data = await core.metrics.query(reader, [cpu[0].id], now - 60, now + 1, 60)
         values = [bucket.max for bucket in data[0].buckets]
