@@ -15,17 +15,17 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from pydantic import ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import InterfaceError, OperationalError
-
-from backend.config import Settings
 from backend.domain.errors import QuarterdeckError
 from backend.domain.permissions import Role
 from backend.domain.principal import Principal
+
+if TYPE_CHECKING:
+    from backend.config import Settings
+
+# Heavy libraries (pydantic, SQLAlchemy, Redis) are imported by the commands
+# that use them: `quarterdeck agent` runs on every node and must stay small.
 
 T = TypeVar("T")
 EXIT_OK = 0
@@ -170,6 +170,7 @@ def cmd_settings_import(settings: Settings, args: argparse.Namespace, out: TextI
 
 def cmd_serve(settings: Settings, args: argparse.Namespace, _out: TextIO) -> int:
     from backend.api.server import ServeOptions, ServeRefused, serve  # noqa: PLC0415
+    from backend.config import Settings  # noqa: PLC0415
 
     overrides = {
         key: value
@@ -200,14 +201,6 @@ def cmd_console(_settings: Settings, _args: argparse.Namespace, out: TextIO) -> 
         "The backend works today: see `quarterdeck --help` for its commands.\n"
     )
     return EXIT_FAILED
-
-
-def cmd_not_yet(name: str) -> Callable[[Settings, argparse.Namespace, TextIO], int]:
-    def command(_settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
-        out.write(f"`quarterdeck {name}` is not available in this version yet.\n")
-        return EXIT_FAILED
-
-    return command
 
 
 # -- parsing ---------------------------------------------------------------------
@@ -275,18 +268,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--redis-url", help="overrides QUARTERDECK_REDIS_URL")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(handler=cmd_serve)
-    commands.add_parser("agent", help="push this host's metrics to a server").set_defaults(
-        handler=cmd_not_yet("agent")
-    )
+    from backend.collector.agent import add_arguments as add_agent_arguments  # noqa: PLC0415
+
+    agent = commands.add_parser("agent", help="push this host's metrics to a server")
+    add_agent_arguments(agent)
+    agent.set_defaults(handler=cmd_agent)
     return parser
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from backend.collector.agent import run_agent  # noqa: PLC0415
+
+    return run_agent(args)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     stream = out or sys.stdout
     args = build_parser().parse_args(argv)
+    if args.handler is cmd_agent:
+        # The agent needs none of the server's configuration.
+        exit_code: int = cmd_agent(args)
+        return exit_code
+    handler: Callable[[Settings, argparse.Namespace, TextIO], int] = args.handler
+    from pydantic import ValidationError  # noqa: PLC0415
+    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+    from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: PLC0415
+    from sqlalchemy.exc import InterfaceError, OperationalError  # noqa: PLC0415
+
+    from backend.config import Settings  # noqa: PLC0415
+
     try:
         settings = Settings()
-        handler: Callable[[Settings, argparse.Namespace, TextIO], int] = args.handler
         return handler(settings, args, stream)
     except ValidationError as error:
         sys.stderr.write(f"quarterdeck: bad configuration: {error}\n")

@@ -79,10 +79,10 @@ class Batch:
 class DiskQueue:
     """A FIFO of point batches, bounded by a total number of points.
 
-    Calls are synchronous and short (one small transaction each) and are
-    serialized by a lock, so the agent can run them on a worker thread while
-    its event loop keeps its beat. The point count is kept in memory, so
-    `size()` never touches the disk.
+    Calls are synchronous and short (one small transaction each, about a
+    tenth of a millisecond), so the agent runs them on its event loop; a lock
+    makes them safe from several threads too. The point count is kept in
+    memory, so `size()` never touches the disk.
 
     The file is locked exclusively while open: two agents sharing a queue
     would send every point twice, so the second one fails at start instead.
@@ -123,8 +123,9 @@ class DiskQueue:
     def _open(self) -> tuple[sqlite3.Connection, int]:
         """Connect, lock and read the point count: everything that fails on a bad file."""
         # isolation_level=None: transactions are explicit, so each method is
-        # exactly one transaction. check_same_thread=False: the agent's worker
-        # thread may change; the lock serializes access instead.
+        # exactly one transaction. check_same_thread=False: the agent opens and
+        # closes the queue on a worker thread and uses it on its event loop's;
+        # the lock serializes access instead.
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=0.1
         )

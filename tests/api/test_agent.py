@@ -15,6 +15,7 @@ an exact comparison with `range(n)`.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import itertools
 import json
 import socket
@@ -33,7 +34,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from backend.collector.agent import Agent
+from backend.collector.agent import API_KEY_ENV, Agent, _retry_after
+from backend.collector.agent import main as agent_main
 from backend.collector.queue import DiskQueue
 from backend.core import Core
 from backend.domain.metrics import Sample
@@ -418,3 +420,36 @@ async def test_a_killed_agent_process_loses_nothing_it_queued(
     assert stand_in.receiver.points[: len(queued)] == queued
     stamps = [point["ts"] for point in stand_in.receiver.points]
     assert stamps == sorted(stamps)
+
+
+def test_the_command_line_needs_a_key(
+    queue_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    assert agent_main(["--server", "http://127.0.0.1:9", "--queue", str(queue_path)]) == 1
+    assert "no API key" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        agent_main(["--server", "http://x", "--api-key", "k", "--api-key-file", "f"])
+
+
+def test_the_command_line_refuses_a_queue_in_use(
+    queue_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two agents on one queue would send every point twice."""
+    with DiskQueue(queue_path, 10):
+        code = agent_main(
+            ["--server", "http://127.0.0.1:9", "--api-key", KEY, "--queue", str(queue_path)]
+        )
+    assert code == 1
+    assert "in use" in capsys.readouterr().err
+
+
+def test_retry_after_takes_seconds_or_a_date() -> None:
+    assert _retry_after("7") == 7.0
+    assert _retry_after("-3") == 0.0
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    wait = _retry_after(in_a_minute)
+    assert wait is not None
+    assert 55 < wait <= 60
+    assert _retry_after("soon") is None
+    assert _retry_after(None) is None
