@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from backend.api.schemas import MAX_ID
 from backend.core import Core
 from backend.domain.errors import Unauthenticated
 from backend.domain.principal import Principal
@@ -27,6 +28,9 @@ def get_request_id(request: Request) -> str | None:
     value: str | None = request.scope.get("state", {}).get("request_id")
     return value
 
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+"""A resource id in a path: positive and within the database's integer range."""
 
 CoreDep = Annotated[Core, Depends(get_core)]
 SourceDep = Annotated[str, Depends(get_source)]

@@ -13,6 +13,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.domain.monitoring import PointIn
+from backend.domain.permissions import Permission, Role
+
+MAX_ID = 2**31 - 1
+"""Ids and versions are 32-bit integer columns on both back ends: a larger
+number is refused as invalid input before it reaches the database (where it
+would be an overflow, not a clean "not found")."""
 
 
 class Body(BaseModel):
@@ -31,12 +37,12 @@ class RefreshIn(Body):
 class UserCreateIn(Body):
     username: str = Field(max_length=200)
     password: str = Field(max_length=1024)
-    role: str = Field(max_length=32)
+    role: Role
     display_name: str = Field(default="", max_length=200)
 
 
 class UserPatchIn(Body):
-    role: str | None = Field(default=None, max_length=32)
+    role: Role | None = None
     display_name: str | None = Field(default=None, max_length=200)
     disabled: bool | None = None
 
@@ -49,20 +55,41 @@ class PasswordIn(Body):
 
 class ApiKeyCreateIn(Body):
     name: str = Field(max_length=200)
-    scopes: list[str] = Field(max_length=50)
+    scopes: list[Permission] = Field(max_length=50)
 
 
 class SettingWriteIn(Body):
     value: Any
-    expected_version: int = Field(ge=0)
+    expected_version: int = Field(ge=0, le=MAX_ID)
     reason: str = Field(default="", max_length=1000)
 
 
 class RollbackIn(Body):
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=MAX_ID)
     reason: str = Field(default="", max_length=1000)
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: int | None = Field(default=None, ge=0, le=MAX_ID)
+
+
+class PointBody(PointIn):
+    """A pushed point; an unknown field is refused here as in every other body."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class MetricsIn(Body):
-    points: list[PointIn] = Field(max_length=50_000)
+    points: list[PointBody] = Field(max_length=50_000)
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    """Machine-readable: invalid, unauthenticated, forbidden, not_found, conflict, ..."""
+    message: str
+    """For a person: what went wrong and, where it helps, what to do."""
+    details: dict[str, Any]
+    """Specifics, such as the offending field or the current version."""
+
+
+class ErrorBody(BaseModel):
+    """Every failure's body: `{"error": {"code", "message", "details"}}`."""
+
+    error: ErrorInfo

@@ -42,7 +42,9 @@ class UsersService:
             return [user_view(user) for user in await store.all_users(session)]
 
     async def get(self, principal: Principal, user_id: int) -> UserView:
-        if principal.user_id != user_id:
+        # A signed-in user may always read their own record; an API key may not
+        # (it holds only its scopes, even for its owner's account).
+        if principal.user_id != user_id or principal.kind != "user":
             principal.require(Permission.USERS_READ)
         async with self._ctx.db.reader() as session:
             user = await store.by_id(session, user_id)

@@ -6,22 +6,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from backend.api import errors
 from backend.api.deps import CoreDep, PrincipalDep
+from backend.api.schemas import MAX_ID
 from backend.domain.audit import AuditPage
 
 router = APIRouter(tags=["audit"])
 
 
-@router.get("/audit")
+@router.get("/audit", responses=errors.responses(401, 403, 422, 429))
 async def list_audit(
     core: CoreDep,
     principal: PrincipalDep,
     actor: Annotated[str | None, Query(max_length=100)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    since: float | None = None,
-    until: float | None = None,
+    since: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    until: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     text: Annotated[str | None, Query(max_length=200)] = None,
-    before_id: int | None = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     return await core.audit.list(

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from backend.api.deps import CoreDep
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT = 2.0
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]
+    """Per dependency ("database", "bus"): "ok" or why it cannot be reached."""
 
 
 @router.get("/healthz")
@@ -28,7 +36,11 @@ async def _check(name: str, probe: asyncio.Future[None] | asyncio.Task[None]) ->
     return name, "ok"
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "The database or Redis is unreachable."}},
+)
 async def readyz(core: CoreDep) -> JSONResponse:
     """503 while the database or Redis cannot be reached; 200 again once they are back."""
     checks = dict(

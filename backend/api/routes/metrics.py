@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from pydantic import Field
 
+from backend.api import errors
 from backend.api.deps import CoreDep, PrincipalDep
-from backend.api.schemas import MetricsIn
-from backend.domain.monitoring import IngestResult, SeriesData, SeriesView
+from backend.api.schemas import MAX_ID, MetricsIn
+from backend.domain.monitoring import MAX_TS, IngestResult, SeriesData, SeriesView
 
 router = APIRouter(tags=["metrics"])
 
 
-@router.post("/metrics")
+@router.post("/metrics", responses=errors.responses(400, 401, 403, 413, 422, 429))
 async def ingest(
     body: MetricsIn, core: CoreDep, principal: PrincipalDep, request: Request
 ) -> IngestResult:
@@ -22,7 +24,7 @@ async def ingest(
     return result
 
 
-@router.get("/metrics/series")
+@router.get("/metrics/series", responses=errors.responses(401, 403, 422, 429))
 async def list_series(
     core: CoreDep,
     principal: PrincipalDep,
@@ -32,13 +34,15 @@ async def list_series(
     return await core.metrics.series(principal, host=host, metric=metric)
 
 
-@router.get("/metrics/query")
+@router.get("/metrics/query", responses=errors.responses(401, 403, 404, 422, 429))
 async def query(
     core: CoreDep,
     principal: PrincipalDep,
-    series: Annotated[list[int], Query(min_length=1, max_length=64)],
-    start: float,
-    end: float,
+    series: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_ID)]], Query(min_length=1, max_length=64)
+    ],
+    start: Annotated[float, Query(ge=0, le=MAX_TS, allow_inf_nan=False)],
+    end: Annotated[float, Query(ge=0, le=MAX_TS, allow_inf_nan=False)],
     max_points: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[SeriesData]:
     return await core.metrics.query(principal, series, start, end, max_points)
