@@ -16,8 +16,9 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -31,7 +32,7 @@ BACKENDS = ("sqlite", "postgres")
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 HOSTS = 20
-SERIES = (
+SERIES: tuple[tuple[str, dict[str, str]], ...] = (
     ("cpu.percent", {}),
     ("load.1", {}),
     ("mem.used_percent", {}),
@@ -200,8 +201,7 @@ async def load_month(core: Core, end: int) -> int:
         stamps = [float(t) for t in range(chunk_start, min(chunk_start + LOAD_CHUNK, end))]
         batch = store.SeriesPoints(series.id, stamps, [rng.uniform(0, 100) for _ in stamps])
         async with core.db.transaction() as session:
-            await store.insert_points(session, [batch])
-            await store.upsert_rollups(session, store.rollup_rows([batch]))
+            await store.write_batch(session, [batch])
     return series.id
 
 
@@ -255,7 +255,7 @@ async def query(backends: list[str]) -> None:
     )
 
 
-SCENARIOS: dict[str, Callable[[list[str]], Awaitable[None]]] = {
+SCENARIOS: dict[str, Callable[[list[str]], Coroutine[Any, Any, None]]] = {
     "ingest": ingest,
     "query": query,
 }

@@ -68,7 +68,12 @@ def _bounded_labels(labels: dict[str, str]) -> dict[str, str]:
 
 
 class PointIn(BaseModel):
-    """One sample as pushed by an agent or the local collector."""
+    """One sample as pushed by an agent or the local collector.
+
+    Validated once, where it enters (the API body, the collector); ingest
+    trusts a `PointIn` and validates only plain mappings. A metric must be
+    declared in `METRICS`, so a typo cannot start a series nobody charts.
+    """
 
     model_config = ConfigDict(frozen=True)
 

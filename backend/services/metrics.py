@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -18,11 +19,10 @@ from backend.domain.monitoring import (
     MAX_BATCH,
     MAX_POINTS,
     MAX_QUERY_SERIES,
+    MAX_TS,
     RAW,
-    Bucket,
     IngestResult,
     PointIn,
-    QueryPlan,
     Retention,
     SeriesData,
     SeriesView,
@@ -42,6 +42,9 @@ build per point; label orders that differ map to the same cached series."""
 
 MAX_CACHED_SERIES = 200_000
 """Cache entries kept before starting over, so label churn cannot grow memory forever."""
+
+RETENTION_TTL = 5.0
+"""Seconds a query may plan with retention settings read earlier."""
 
 RETENTION_LOCK = 0x51D_0E7E
 """PostgreSQL advisory lock id: one server instance at a time applies retention."""
@@ -87,6 +90,7 @@ class MetricsService:
         self._series: dict[GroupKey, _Series] = {}
         self._host_ids: dict[str, int] = {}
         self._latest: dict[int, _Latest] = {}
+        self._retention_cache: tuple[float, Retention] | None = None
         hosts.on_delete(self._forget_host)
 
     # -- ingest ----------------------------------------------------------------
@@ -248,29 +252,41 @@ class MetricsService:
         principal.require(Permission.METRICS_READ)
         ids = _check_query(series_ids, start, end, max_points)
         plan = plan_query(
-            start, end, max_points, now=self._ctx.clock(), retention=await self._retention()
+            float(start),
+            float(end),
+            max_points,
+            now=self._ctx.clock(),
+            retention=await self._retention(),
         )
         async with self._ctx.db.reader() as session:
-            known = {row[0] for row in await store.find_series(session, ids=ids)}
-            unknown = [sid for sid in ids if sid not in known]
-            if unknown:
-                raise NotFound(
-                    f"there is no series {', '.join(map(str, unknown))}",
-                    details={"series_ids": unknown},
-                )
-            rows = await _aggregate(session, ids, plan)
-        buckets: dict[int, list[Bucket]] = {sid: [] for sid in ids}
+            existing, rows = await store.aggregate(session, ids, plan)
+        unknown = [sid for sid in ids if sid not in existing]
+        if unknown:
+            raise NotFound(
+                f"there is no series {', '.join(map(str, unknown))}",
+                details={"series_ids": unknown},
+            )
+        buckets: dict[int, list[dict[str, float]]] = {sid: [] for sid in ids}
         t0, width = plan.t0, plan.bucket_seconds
         for sid, index, low, high, total, count in rows:
             buckets[sid].append(
-                Bucket(ts=t0 + index * width, min=low, max=high, avg=total / count, count=count)
+                {
+                    "ts": t0 + index * width,
+                    "min": low,
+                    "max": high,
+                    "avg": total / count,
+                    "count": count,
+                }
             )
+        # Validating plain dicts in one call keeps the per-bucket loop in pydantic's core.
         return [
-            SeriesData(
-                series_id=sid,
-                resolution=plan.resolution,
-                bucket_seconds=float(width),
-                buckets=buckets[sid],
+            SeriesData.model_validate(
+                {
+                    "series_id": sid,
+                    "resolution": plan.resolution,
+                    "bucket_seconds": width,
+                    "buckets": buckets[sid],
+                }
             )
             for sid in ids
         ]
@@ -283,7 +299,7 @@ class MetricsService:
         Returns rows deleted per level ("raw", "1m", "10m", "1h"), or {}
         when another server instance holds the job lock this round.
         """
-        cutoffs = (await self._retention()).cutoffs(self._ctx.clock())
+        cutoffs = (await self._retention(fresh=True)).cutoffs(self._ctx.clock())
         async with unit_of_work(self._ctx) as uow:
             session = uow.session
             if not await store.try_job_lock(session, RETENTION_LOCK):
@@ -296,16 +312,26 @@ class MetricsService:
                 )
         return deleted
 
-    async def _retention(self) -> Retention:
+    async def _retention(self, *, fresh: bool = False) -> Retention:
+        """The retention settings; queries accept a copy up to RETENTION_TTL seconds old.
+
+        A chart refreshes every second, and reading four settings is a
+        database round trip that would cost more than the query itself.
+        """
+        now = time.monotonic()
+        if not fresh and self._retention_cache and now - self._retention_cache[0] < RETENTION_TTL:
+            return self._retention_cache[1]
         values = await self._settings.values(
             "retention.raw_hours", "retention.1m_days", "retention.10m_days", "retention.1h_days"
         )
-        return Retention(
+        retention = Retention(
             raw_hours=values["retention.raw_hours"],
             days_1m=values["retention.1m_days"],
             days_10m=values["retention.10m_days"],
             days_1h=values["retention.1h_days"],
         )
+        self._retention_cache = (now, retention)
+        return retention
 
 
 def _validated(points: Sequence[PointIn | Mapping[str, Any]]) -> list[PointIn]:
@@ -315,7 +341,8 @@ def _validated(points: Sequence[PointIn | Mapping[str, Any]]) -> list[PointIn]:
             f"at most {MAX_BATCH} points per call, got {len(points)}",
             details={"field": "points", "limit": MAX_BATCH},
         )
-    if set(map(type, points)) == {PointIn}:
+    # PointIn (and subclasses such as the API's body type) were validated when built.
+    if all(issubclass(kind, PointIn) for kind in set(map(type, points))):
         return list(points)  # type: ignore[arg-type]  # checked just above
     try:
         return _POINTS.validate_python(
@@ -383,36 +410,17 @@ def _check_query(series_ids: Sequence[int], start: float, end: float, max_points
     if not 1 <= max_points <= MAX_POINTS:
         raise bad("max_points", f"max_points must be between 1 and {MAX_POINTS}")
     for name, value in (("start", start), ("end", end)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise bad(name, f"{name} must be a finite number of epoch seconds")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad(name, f"{name} must be a number of epoch seconds")
+        if not 0 <= value <= MAX_TS:
+            raise bad(name, f"{name} must be between 0 and {MAX_TS:.0f} epoch seconds")
     if start >= end:
         raise bad("start", "start must be before end")
+    if any(isinstance(sid, bool) or not isinstance(sid, int) for sid in series_ids):
+        raise bad("series", "series ids are integers")
     ids = list(dict.fromkeys(series_ids))
     if not ids:
         raise bad("series", "name at least one series")
     if len(ids) > MAX_QUERY_SERIES:
         raise bad("series", f"at most {MAX_QUERY_SERIES} series per query")
-    if any(isinstance(sid, bool) or not isinstance(sid, int) for sid in ids):
-        raise bad("series", "series ids are integers")
     return ids
-
-
-async def _aggregate(
-    session: AsyncSession, ids: list[int], plan: QueryPlan
-) -> list[store.AggregateRow]:
-    if plan.resolution == RAW:
-        return await store.aggregate_raw(
-            session, ids, t0=plan.t0, t1=plan.t1, width=plan.bucket_seconds, buckets=plan.max_points
-        )
-    return await store.aggregate_rollups(
-        session,
-        ids,
-        resolution=plan.resolution,
-        t0=int(plan.t0),
-        t1=int(plan.t1),
-        width=int(plan.bucket_seconds),
-    )

@@ -9,6 +9,7 @@ transaction. Like every storage module, nothing here commits.
 from __future__ import annotations
 
 import asyncio
+import math
 import struct
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -16,12 +17,12 @@ from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, text, tuple_
+from sqlalchemy import delete, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.domain.monitoring import ROLLUP_RESOLUTIONS
+from backend.domain.monitoring import RAW, ROLLUP_RESOLUTIONS, QueryPlan
 from backend.storage.models import Host, MetricSeries, metric_points, metric_rollups
 
 SeriesKey = tuple[int, str, str]
@@ -174,7 +175,6 @@ async def find_series(
     *,
     host: str | None = None,
     metric: str | None = None,
-    ids: Collection[int] | None = None,
 ) -> list[tuple[int, str, str, str]]:
     """(id, host name, metric, labels JSON) of the matching series, by host then metric."""
     query = select(MetricSeries.id, Host.name, MetricSeries.metric, MetricSeries.labels).join(
@@ -184,8 +184,6 @@ async def find_series(
         query = query.where(Host.name == host)
     if metric is not None:
         query = query.where(MetricSeries.metric == metric)
-    if ids is not None:
-        query = query.where(MetricSeries.id.in_(list(ids)))
     query = query.order_by(Host.name, MetricSeries.metric, MetricSeries.labels, MetricSeries.id)
     return [(sid, host, name, labels) for sid, host, name, labels in await session.execute(query)]
 
@@ -200,9 +198,10 @@ _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _COPY_TRAILER = b"\xff\xff"
 _COPY_SQL = "COPY metric_points (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
 _COPY_ROW = struct.Struct(">hiiidid")
-_COPY_PIECE = 2500
 """PostgreSQL binary COPY row: 3 fields, then (length, int4 series_id),
 (length, float8 ts), (length, float8 value), all big-endian."""
+_COPY_PIECE = 2500
+"""Rows per write to the COPY stream."""
 
 _SQLITE_ROWS = 300
 """Points per SQLite INSERT: measured faster than one row per executemany step."""
@@ -261,9 +260,7 @@ async def write_batch(session: AsyncSession, batches: Sequence[SeriesPoints]) ->
         rows = rollup_rows(batches)
     finally:
         await inserting
-    if rows:
-        async with driver.executemany(_SQLITE_ROLLUP_UPSERT, rows):
-            pass
+    await upsert_rollups(session, rows)
 
 
 async def insert_points(session: AsyncSession, batches: Sequence[SeriesPoints]) -> None:
@@ -375,87 +372,85 @@ async def upsert_rollups(session: AsyncSession, rows: Sequence[RollupRow]) -> No
         async with driver.cursor() as cursor:
             await cursor.execute(_PG_ROLLUP_UPSERT, _pg_array_literals(rows))
         return
-    cursor = await driver.executemany(_SQLITE_ROLLUP_UPSERT, rows)
-    await cursor.close()
+    async with driver.executemany(_SQLITE_ROLLUP_UPSERT, rows):
+        pass
 
 
 # -- range queries --------------------------------------------------------------
 
-_RAW_QUERY = {
+_EXISTING = {
     "postgresql": (
-        "SELECT series_id, LEAST(CAST(floor((ts - :t0) / :width) AS bigint), :last) AS idx, "
-        "min(value), max(value), sum(value), count(*) "
-        "FROM metric_points WHERE series_id IN :ids AND ts >= :t0 AND ts < :t1 "
-        "GROUP BY series_id, idx ORDER BY series_id, idx"
+        "SELECT id, CAST(-1 AS bigint), CAST(0 AS float8), CAST(0 AS float8), "
+        "CAST(0 AS float8), CAST(0 AS bigint) FROM metric_series WHERE id = ANY(%(ids)s::int4[])"
     ),
+    "sqlite": "SELECT id, -1, 0.0, 0.0, 0.0, 0 FROM metric_series WHERE id IN ({ids})",
+}
+_RAW = {
+    "postgresql": (
+        "SELECT series_id, LEAST(CAST(floor((ts - %(t0)s) / %(width)s) AS bigint), %(last)s), "
+        "min(value), max(value), sum(value), count(*) FROM metric_points "
+        "WHERE series_id = ANY(%(ids)s::int4[]) AND ts >= %(t0)s AND ts < %(t1)s"
+    ),
+    # (ts - t0) >= 0 here, so SQLite's truncating CAST is the floor PostgreSQL spells out.
     "sqlite": (
-        "SELECT series_id, min(CAST((ts - :t0) / :width AS INTEGER), :last) AS idx, "
-        "min(value), max(value), sum(value), count(*) "
-        "FROM metric_points WHERE series_id IN :ids AND ts >= :t0 AND ts < :t1 "
-        "GROUP BY series_id, idx ORDER BY series_id, idx"
+        "SELECT series_id, min(CAST((ts - :t0) / :width AS INTEGER), :last), "
+        "min(value), max(value), sum(value), count(*) FROM metric_points "
+        "WHERE series_id IN ({ids}) AND ts >= :t0 AND ts < :t1"
     ),
 }
-"""(ts - t0) >= 0 here, so SQLite's truncating CAST is the floor PostgreSQL spells out."""
-
-_ROLLUP_QUERY = {
+_ROLLUP = {
     "postgresql": (
-        "SELECT series_id, (bucket - :t0) / :width AS idx, "
-        "min(min), max(max), sum(sum), CAST(sum(count) AS bigint) "
-        "FROM metric_rollups WHERE series_id IN :ids AND resolution = :resolution "
-        "AND bucket >= :t0 AND bucket < :t1 "
-        "GROUP BY series_id, idx ORDER BY series_id, idx"
+        "SELECT series_id, (bucket - %(t0)s) / %(width)s, min(min), max(max), sum(sum), "
+        "CAST(sum(count) AS bigint) FROM metric_rollups "
+        "WHERE series_id = ANY(%(ids)s::int4[]) AND resolution = %(resolution)s "
+        "AND bucket >= %(t0)s AND bucket < %(t1)s"
     ),
     "sqlite": (
-        "SELECT series_id, (bucket - :t0) / :width AS idx, "
-        "min(min), max(max), sum(sum), sum(count) "
-        "FROM metric_rollups WHERE series_id IN :ids AND resolution = :resolution "
-        "AND bucket >= :t0 AND bucket < :t1 "
-        "GROUP BY series_id, idx ORDER BY series_id, idx"
+        "SELECT series_id, (bucket - :t0) / :width, min(min), max(max), sum(sum), sum(count) "
+        "FROM metric_rollups WHERE series_id IN ({ids}) AND resolution = :resolution "
+        "AND bucket >= :t0 AND bucket < :t1"
     ),
 }
-"""Integer operands throughout, so bucket indexes are exact integer divisions."""
+"""Rollup bounds and widths are integers, so bucket indexes are exact integer divisions."""
 
 
-async def aggregate_raw(
-    session: AsyncSession,
-    series_ids: Collection[int],
-    *,
-    t0: float,
-    t1: float,
-    width: float,
-    buckets: int,
-) -> list[AggregateRow]:
-    """Raw points with t0 <= ts < t1 grouped into `buckets` slices of `width` seconds.
+async def aggregate(
+    session: AsyncSession, series_ids: Sequence[int], plan: QueryPlan
+) -> tuple[set[int], list[AggregateRow]]:
+    """Which of the series exist, and their data sliced as `plan` says, in one round trip.
 
-    The index is clamped to the last slice: for a ts just below t1,
-    (ts - t0) / width can round up to `buckets` itself.
+    Existence rows (index -1) are UNIONed with the aggregates, so a chart
+    refresh costs a single statement. Grouping happens in SQL, so the rows
+    read are one index range scan per series and at most `max_points`
+    rows per series come back. For raw points the index is clamped to the
+    last slice: for a ts just below t1, (ts - t0) / width can round up to
+    `max_points` itself.
     """
-    dialect = session.get_bind().dialect.name
-    statement = text(_RAW_QUERY[dialect]).bindparams(bindparam("ids", expanding=True))
-    params = {"ids": list(series_ids), "t0": t0, "t1": t1, "width": width, "last": buckets - 1}
-    return [tuple(row) for row in await session.execute(statement, params)]
-
-
-async def aggregate_rollups(
-    session: AsyncSession,
-    series_ids: Collection[int],
-    *,
-    resolution: int,
-    t0: int,
-    t1: int,
-    width: int,
-) -> list[AggregateRow]:
-    """Stored buckets with t0 <= bucket < t1 merged into slices of `width` seconds."""
-    dialect = session.get_bind().dialect.name
-    statement = text(_ROLLUP_QUERY[dialect]).bindparams(bindparam("ids", expanding=True))
-    params = {
-        "ids": list(series_ids),
-        "t0": t0,
-        "t1": t1,
-        "width": width,
-        "resolution": resolution,
-    }
-    return [tuple(row) for row in await session.execute(statement, params)]
+    postgres = is_postgres(session)
+    dialect = "postgresql" if postgres else "sqlite"
+    body = _RAW[dialect] if plan.resolution == RAW else _ROLLUP[dialect]
+    sql = f"{_EXISTING[dialect]} UNION ALL {body} GROUP BY 1, 2 ORDER BY 1, 2"
+    params: dict[str, Any] = {"t0": plan.t0, "t1": plan.t1, "width": plan.bucket_seconds}
+    if plan.resolution == RAW:
+        params["last"] = plan.max_points - 1
+    else:
+        params.update(
+            t0=int(plan.t0),
+            t1=int(plan.t1),
+            width=int(plan.bucket_seconds),
+            resolution=plan.resolution,
+        )
+    driver = await _driver(session)
+    if postgres:
+        async with driver.cursor() as cursor:
+            await cursor.execute(sql, {**params, "ids": list(series_ids)})
+            rows = await cursor.fetchall()
+    else:
+        named = {f"id{n}": sid for n, sid in enumerate(series_ids)}
+        sql = sql.replace("{ids}", ", ".join(f":{name}" for name in named))
+        rows = await driver.execute_fetchall(sql, {**params, **named})
+    existing = {row[0] for row in rows if row[1] == -1}
+    return existing, [tuple(row) for row in rows if row[1] != -1]
 
 
 # -- retention ------------------------------------------------------------------
@@ -502,7 +497,7 @@ async def delete_rollups_before(
             delete(metric_rollups).where(
                 metric_rollups.c.series_id.in_(chunk),
                 metric_rollups.c.resolution == resolution,
-                metric_rollups.c.bucket <= cutoff - resolution,
+                metric_rollups.c.bucket <= math.floor(cutoff - resolution),
             )
         )
         deleted += _rowcount(result)
