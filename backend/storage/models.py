@@ -120,6 +120,8 @@ class AuditEntry(Base):
 
 class Host(Base):
     __tablename__ = "hosts"
+    # Never reuse a deleted host's id: another process may still cache it.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
@@ -130,7 +132,10 @@ class Host(Base):
 
 class MetricSeries(Base):
     __tablename__ = "metric_series"
-    __table_args__ = (UniqueConstraint("host_id", "metric", "labels"),)
+    __table_args__ = (
+        UniqueConstraint("host_id", "metric", "labels"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), index=True)
@@ -160,5 +165,7 @@ metric_rollups = Table(
     Column("sum", Float, nullable=False),
     Column("count", BigInteger, nullable=False),
     sqlite_with_rowid=False,
+    # Room in each page for the upsert's new row version (HOT updates).
+    postgresql_with={"fillfactor": 70},
 )
 """Per-bucket aggregates at each rollup resolution (seconds), kept up to date on ingest."""

@@ -45,7 +45,8 @@ def upgrade() -> None:
     sa.Column('last_seen', sa.Float(), nullable=False),
     sa.Column('info', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_hosts')),
-    sa.UniqueConstraint('name', name=op.f('uq_hosts_name'))
+    sa.UniqueConstraint('name', name=op.f('uq_hosts_name')),
+    sqlite_autoincrement=True
     )
     op.create_table('metric_points',
     sa.Column('series_id', sa.Integer(), nullable=False),
@@ -64,7 +65,8 @@ def upgrade() -> None:
     sa.Column('sum', sa.Float(), nullable=False),
     sa.Column('count', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('series_id', 'resolution', 'bucket', name=op.f('pk_metric_rollups')),
-    sqlite_with_rowid=False
+    sqlite_with_rowid=False,
+    postgresql_with={'fillfactor': 70}
     )
     op.create_table('setting_versions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -117,7 +119,8 @@ def upgrade() -> None:
     sa.Column('labels', sa.String(length=500), nullable=False),
     sa.ForeignKeyConstraint(['host_id'], ['hosts.id'], name=op.f('fk_metric_series_host_id_hosts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_metric_series')),
-    sa.UniqueConstraint('host_id', 'metric', 'labels', name=op.f('uq_metric_series_host_id'))
+    sa.UniqueConstraint('host_id', 'metric', 'labels', name=op.f('uq_metric_series_host_id')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('metric_series', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_metric_series_host_id'), ['host_id'], unique=False)
