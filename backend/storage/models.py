@@ -7,8 +7,6 @@ tables, not ORM classes: the hot path writes them with COPY / executemany.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -123,7 +121,7 @@ class AuditEntry(Base):
 class Host(Base):
     __tablename__ = "hosts"
     # Never reuse a deleted host's id: another process may still cache it.
-    __table_args__: ClassVar[dict[str, bool]] = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
