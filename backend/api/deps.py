@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from backend.api.ratelimit import charge_request
 from backend.api.schemas import MAX_ID
 from backend.core import Core
 from backend.domain.errors import Unauthenticated
@@ -44,6 +45,7 @@ async def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("sign in first: send 'Authorization: Bearer <token>'")
     principal = await core.auth.authenticate(credentials.credentials)
+    await charge_request(request, core, principal)
     return principal.with_request(
         source=get_source(request), correlation_id=get_request_id(request)
     )

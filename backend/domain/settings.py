@@ -148,6 +148,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Security", minimum=1, maximum=10_000,
     ),
     SettingSpec(
+        "api.requests_per_minute", "int", 6000,
+        "API requests allowed per minute for one user or API key, across all "
+        "server instances (0: unlimited).",
+        "Security", minimum=0, maximum=1_000_000, unit="req/min",
+    ),
+    SettingSpec(
         "notify.smtp_host", "str", "",
         "Mail relay used for alert notifications (empty: mail disabled).",
         "Notifications", max_length=255,

@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+CONNECT_TIMEOUT = 5
+"""Seconds to wait for a new PostgreSQL connection (a URL's connect_timeout wins)."""
+
 
 class Database:
     """Owns one async engine. Created by `Core.open`, never at import.
@@ -36,7 +39,12 @@ class Database:
 
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # pre-ping replaces connections a database restart broke; the connect
+            # timeout bounds a request (and /readyz) when the host drops packets
+            # instead of refusing, so callers get a 503 rather than a hang.
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10)
+            if "connect_timeout" not in self.url.query:
+                kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
