@@ -10,13 +10,14 @@ operator would. Then:
   skew the producer's clock) subscribe to `metrics`;
 - an agent-like producer pushes 10,000 points/s: 10 batches/s of 1,000
   points, one per series (50 hosts x 20 cores), each batch with its own
-  timestamp;
+  timestamp, one POST at a time (`--concurrency` for more);
 - the server coalesces (one `metrics` event per second carrying the newest
   point of each series) and fans each event out to every client.
 
 Per event and client, the delivery latency is the receive time minus the
 time the POST whose points the event carries was accepted (its response
-received), matched on series and timestamp. It splits into the coalescing
+received), matched on the timestamp (each batch has its own; an event must
+carry every series). It splits into the coalescing
 wait (accepted -> published, the event's `ts`) and the fan-out (published ->
 received). Lost events: every client must receive every event published
 while it was subscribed, which is also checked against the server's own
@@ -291,17 +292,29 @@ class Produced:
     """Batch timestamp -> wall time its POST was accepted."""
     post_seconds: list[float] = field(default_factory=list)
     started: float = 0.0
+    elapsed: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
     """Error response (status and code) -> how many."""
 
 
-async def _produce(url: str, key: str, seconds: float, rate: int, batch: int) -> Produced:
+@dataclass(frozen=True)
+class Load:
+    seconds: float
+    rate: int
+    """Points per second."""
+    batch: int
+    """Points per POST."""
+    concurrency: int
+    """POSTs in flight at most."""
+
+
+async def _produce(url: str, key: str, load: Load) -> Produced:
     import httpx
 
     produced = Produced()
-    interval = batch / rate
-    series = [(f"node-{h:02d}", str(c)) for h in range(HOSTS) for c in range(CORES)][:batch]
-    in_flight = asyncio.Semaphore(8)
+    interval = load.batch / load.rate
+    series = [(f"node-{h:02d}", str(c)) for h in range(HOSTS) for c in range(CORES)][: load.batch]
+    in_flight = asyncio.Semaphore(load.concurrency)
     loop = asyncio.get_running_loop()
 
     async def push(http: httpx.AsyncClient, ts: float, n: int) -> None:
@@ -332,16 +345,17 @@ async def _produce(url: str, key: str, seconds: float, rate: int, batch: int) ->
             produced.post_seconds.append(accepted - sent)
 
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    limits = httpx.Limits(max_connections=8)
+    limits = httpx.Limits(max_connections=load.concurrency)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30, limits=limits) as http:
         produced.started = time.time()
         start = loop.time()
         tasks = []
-        for n in range(int(seconds / interval)):
+        for n in range(int(load.seconds / interval)):
             await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
             ts = round(produced.started + n * interval, 3)
             tasks.append(asyncio.create_task(push(http, ts, n)))
         await asyncio.gather(*tasks)
+        produced.elapsed = loop.time() - start
     return produced
 
 
@@ -434,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=10_000, help="points per second")
     parser.add_argument("--batch", type=int, default=1_000, help="points per POST (<= 1000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="pushing time")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="POSTs in flight (an agent sends one at a time)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     parser.add_argument(
         "--compression",
@@ -456,13 +473,6 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with _storage(args, tmp / "data") as env, _server(env, log_path, args.profile) as url:
                 status = _run(args, url, env)
-            if status and log_path.exists():
-                errors = [line for line in log_path.read_text().splitlines() if "error" in line]
-                if errors:
-                    print(
-                        f"server log, {len(errors)} error lines; the last:", *errors[-3:], sep="\n"
-                    )
-            return status
         except (RuntimeError, subprocess.CalledProcessError, OSError) as error:
             print(f"bench fanout: {error}", file=sys.stderr)
             if isinstance(error, subprocess.CalledProcessError):
@@ -470,6 +480,15 @@ def main(argv: list[str] | None = None) -> int:
             if log_path.exists():
                 sys.stderr.write(log_path.read_text(errors="replace")[-5000:])
             return 2
+        _show_problems(log_path)
+        return status
+
+
+def _show_problems(log_path: Path) -> None:
+    lines = log_path.read_text(errors="replace").splitlines()
+    problems = [line for line in lines if '"level": "error"' in line or '"warning"' in line]
+    if problems:
+        print(f"server log: {len(problems)} warnings and errors; the last:\n{problems[-1][:600]}")
 
 
 def _run(args: argparse.Namespace, url: str, env: dict[str, str]) -> int:
@@ -508,7 +527,8 @@ def _run(args: argparse.Namespace, url: str, env: dict[str, str]) -> int:
         )
         server = psutil.Process(_server_pid(url))
         server.cpu_percent()
-        produced = asyncio.run(_produce(url, key, args.seconds, args.rate, args.batch))
+        load = Load(args.seconds, args.rate, args.batch, args.concurrency)
+        produced = asyncio.run(_produce(url, key, load))
         cpu = server.cpu_percent()
         rss = server.memory_info().rss
         time.sleep(SETTLE)
@@ -523,7 +543,7 @@ def _run(args: argparse.Namespace, url: str, env: dict[str, str]) -> int:
     outcome = _analyse(produced, reports, args.batch)
     received = sum(len(client) for report in reports for client in report["received"])
     posts = len(produced.accepted)
-    achieved = posts * args.batch / args.seconds
+    achieved = posts * args.batch / produced.elapsed
     print(
         f"\npushed {posts} batches ({achieved:.0f} points/s, {produced.failures} failed); "
         f"POST p50 {_percentile(produced.post_seconds, 0.5) * 1000:.1f} ms, "

@@ -2,40 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, Collection
+from contextlib import aclosing
 from typing import Any
 
 from backend.bus.base import BusMessage
+from backend.bus.ring import Cursor, Ring
 from backend.domain.events import Event, StreamReset
 
 _SWEEP_INTERVAL = 60.0
 """Seconds between purges of expired keys, so keys nobody reads again don't pile up."""
 
 
-def _parse_id(event_id: str) -> int | None:
+def _order(event_id: str) -> tuple[int, ...] | None:
     """None for ids this bus never issued (e.g. a Redis id after a switch of back end)."""
-    return int(event_id) if event_id.isdecimal() else None
+    return (int(event_id),) if event_id.isdecimal() else None
 
 
 class MemoryBus:
-    """A ring of the last `retention` events that subscribers read by position.
-
-    Reading by position (rather than one queue per subscriber) keeps memory
-    bounded however slow a subscriber is: one that falls behind the ring gets
-    a `StreamReset` instead of holding events hostage.
-    """
+    """Events numbered 1, 2, 3 ... in a ring of the last `retention` (see ring.py)."""
 
     def __init__(self, retention: int) -> None:
         if retention < 1:
             raise ValueError("retention must be at least 1")
-        self._ring: deque[Event] = deque(maxlen=retention)
+        self._ring = Ring(retention, "0", _order)
         self._last = 0
-        self._wakeup = asyncio.Event()
-        self._closed = False
 
     async def publish(self, topic: str, data: dict[str, Any]) -> str:
         # A JSON round trip accepts and delivers exactly what the Redis bus would,
@@ -43,55 +36,41 @@ class MemoryBus:
         payload: dict[str, Any] = json.loads(json.dumps(data))
         self._last += 1
         event = Event(id=str(self._last), topic=topic, ts=time.time(), data=payload)
-        self._ring.append(event)
-        # Swap the event before setting it: waiters already hold the old one.
-        wakeup, self._wakeup = self._wakeup, asyncio.Event()
-        wakeup.set()
+        self._ring.append(event, (self._last,))
         return event.id
-
-    def _start(self, since: str | None) -> tuple[int, bool]:
-        """Where a new subscriber starts, and whether it must be told to reload."""
-        if since is None:
-            return self._last, False
-        position = _parse_id(since)
-        oldest = self._last - len(self._ring) + 1
-        # Ahead of the newest id means it came from an earlier process: stale too.
-        if position is None or position < oldest - 1 or position > self._last:
-            return self._last, True
-        return position, False
 
     async def subscribe(
         self, topics: Collection[str] | None = None, since: str | None = None
     ) -> AsyncGenerator[BusMessage, None]:
         wanted = frozenset(topics) if topics is not None else None
-        position, reset = self._start(since)
-        if reset:
-            yield StreamReset(since)
-        while not self._closed:
-            if position >= self._last:
-                await self._wakeup.wait()
-                continue
-            oldest = self._last - len(self._ring) + 1
-            if position < oldest - 1:
+        ring = self._ring
+        cursor = ring.at_end()
+        if since is not None:
+            position = ring.locate(since)
+            if position is None:
+                # Older than the ring, or ahead of the newest id (from an earlier
+                # process): either way the client must reload.
+                yield StreamReset(since)
+            else:
+                cursor = Cursor(position, since)
+        while not ring.closed:
+            async with aclosing(ring.follow(cursor, wanted)) as events:
+                async for message in events:
+                    yield message
+            if not ring.closed:
                 # Fell behind the ring: resume from now, the client reloads state.
-                lost, position = position, self._last
-                yield StreamReset(str(lost))
-                continue
-            event = self._ring[position - oldest + 1]
-            position += 1
-            if wanted is None or event.topic in wanted:
-                yield event
+                lost, cursor = cursor.last_id, ring.at_end()
+                yield StreamReset(lost)
 
     async def last_id(self) -> str | None:
-        return self._ring[-1].id if self._ring else None
+        return str(self._last) if self._last else None
 
     async def ping(self) -> None:
-        if self._closed:
+        if self._ring.closed:
             raise RuntimeError("bus is closed")
 
     async def close(self) -> None:
-        self._closed = True
-        self._wakeup.set()
+        self._ring.close()
 
 
 class _Expiring:

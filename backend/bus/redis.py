@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator, Collection
+from contextlib import aclosing
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from backend.bus.base import BusMessage
+from backend.bus.ring import Cursor, Ring
 from backend.domain.events import Event, StreamReset
 
-_BLOCK_MS = 1000
-"""How long one XREAD waits, which bounds how late a subscriber notices `close()`."""
-_BATCH = 100
+log = logging.getLogger(__name__)
+
+LOCAL_RING = 1024
+"""Events each process keeps decoded for its subscribers. Smaller than the
+stream's retention is fine (a subscriber further back reads the stream), and
+metrics events can be large."""
+_BLOCK_MS = 5000
+"""How long the shared reader's XREAD waits for new entries before asking again."""
+_READ_TIMEOUT = _BLOCK_MS / 1000 + 5.0
+"""A reply later than this means the connection died without a word: reconnect."""
+_READ_BATCH = 1000
+_BACKLOG_BATCH = 500
+"""Entries per XRANGE while a subscriber replays what the local ring no longer
+holds: bounds what one catching-up subscriber holds in memory."""
+_RETRY_FIRST, _RETRY_MAX = 0.1, 5.0
+"""Seconds before the reader retries after a Redis error, doubling up to the max."""
+_ORIGIN = "0-0"
+"""The id before the first entry of a stream (what `prev` says for the first one)."""
 
 # Each entry records the id of the entry before it, atomically (hence Lua), so a
 # reader can tell a gap from trimming: Redis 7 leaves max-deleted-entry-id alone
@@ -73,21 +92,57 @@ def _parse_id(stream_id: str) -> tuple[int, int] | None:
 def _entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
     """Flatten an XREAD reply for one stream, in RESP2 (list) or RESP3 (dict) shape."""
     streams = reply.values() if isinstance(reply, dict) else [s[1] for s in reply or []]
+    return [entry for batch in streams for entry in _range_entries(batch)]
+
+
+def _range_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """Entries of an XRANGE reply (or of one stream in an XREAD reply)."""
     return [
         (_text(entry_id), {_text(k): _text(v) for k, v in (fields or {}).items()})
-        for batch in streams
-        for entry_id, fields in batch
+        for entry_id, fields in reply or []
     ]
 
 
-class RedisBus:
-    """One stream for all topics, so ids are ordered across the whole bus."""
+def _event(entry_id: str, fields: dict[str, str]) -> Event:
+    return Event(
+        id=entry_id,
+        topic=fields["topic"],
+        ts=float(fields["ts"]),
+        data=json.loads(fields["data"]),
+    )
 
-    def __init__(self, client: Redis, prefix: str, retention: int) -> None:
+
+def _next_event(entry_id: str, fields: dict[str, str], after: str) -> Event | None:
+    """The entry as an event if it directly follows `after` (and is well formed)."""
+    if _parse_id(fields.get("prev", "")) != _parse_id(after):
+        return None
+    try:
+        return _event(entry_id, fields)
+    except (KeyError, ValueError):
+        return None
+
+
+class RedisBus:
+    """One stream for all topics, so ids are ordered across the whole bus.
+
+    A single reader task per process follows the stream (XREAD BLOCK) into a
+    local ring that every subscriber of this process reads, so a hundred
+    WebSocket clients cost one Redis connection rather than a hundred. A
+    subscriber further back than the ring replays from the stream (XRANGE) in
+    bounded batches, then joins the ring, without gap or duplicate.
+    """
+
+    def __init__(
+        self, client: Redis, prefix: str, retention: int, *, local_ring: int = LOCAL_RING
+    ) -> None:
         self._client = client
         self._key = f"{prefix}events"
         self._retention = retention
+        self._ring_size = max(1, min(retention, local_ring))
         self._publish = client.register_script(_PUBLISH)
+        self._ring: Ring | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()
         self._closed = False
 
     async def publish(self, topic: str, data: dict[str, Any]) -> str:
@@ -98,52 +153,135 @@ class RedisBus:
         newest = await self._client.xrevrange(self._key, "+", "-", count=1)
         return _text(newest[0][0]) if newest else None
 
-    async def _end(self) -> tuple[str, tuple[int, int]]:
-        newest = await self.last_id() or "0-0"
-        return newest, _parse_id(newest) or (0, 0)
+    async def _local_ring(self) -> Ring:
+        """The ring, starting its reader at the stream's newest entry on first use."""
+        async with self._starting:
+            if self._ring is None:
+                start = await self.last_id() or _ORIGIN
+                self._ring = Ring(self._ring_size, start, _parse_id)
+                if self._closed:
+                    self._ring.close()
+                else:
+                    self._reader = asyncio.create_task(
+                        self._follow_stream(self._ring, start), name=f"bus-reader:{self._key}"
+                    )
+            return self._ring
+
+    async def _follow_stream(self, ring: Ring, cursor: str) -> None:
+        """Copy every new stream entry into the ring, marking gaps, until cancelled.
+
+        Redis errors do not end it: subscribers would wait forever. It retries,
+        and if the stream was trimmed past its cursor meanwhile, the `prev`
+        chain shows the gap and subscribers get a reset instead of a hole.
+        """
+        position = _parse_id(cursor)
+        delay = _RETRY_FIRST
+        gap = False
+        while not self._closed:
+            try:
+                async with asyncio.timeout(_READ_TIMEOUT):
+                    reply = await self._client.xread(
+                        {self._key: cursor}, count=_READ_BATCH, block=_BLOCK_MS
+                    )
+            except (RedisError, TimeoutError, OSError) as error:
+                task = asyncio.current_task()
+                if self._closed or (task is not None and task.cancelling()):
+                    return  # redis-py may turn our cancellation into its own error
+                log.warning("reading the event stream failed (%s); retry in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+                continue
+            delay = _RETRY_FIRST
+            for entry_id, fields in _entries(reply):
+                order = _parse_id(entry_id)
+                assert order is not None
+                gap = gap or _parse_id(fields.get("prev", "")) != position
+                cursor, position = entry_id, order
+                try:
+                    event = _event(entry_id, fields)
+                except (KeyError, ValueError):
+                    # Not ours (only the Lua script writes here); readers get a reset.
+                    log.exception("skipping malformed event stream entry %s", entry_id)
+                    gap = True
+                    continue
+                ring.append(event, order, gap_before=gap)
+                gap = False
+
+    async def _replay(self, after: str) -> list[tuple[str, dict[str, str]]]:
+        """The next bounded batch of stream entries after `after` (an id of this stream)."""
+        order = _parse_id(after)
+        assert order is not None
+        start = f"({order[0]}-{order[1]}"
+        reply = await self._client.xrange(self._key, start, "+", count=_BACKLOG_BATCH)
+        return _range_entries(reply)
+
+    async def _issued(self, order: tuple[int, int]) -> bool:
+        """Whether the stream has reached this id (if it is ahead of our reader)."""
+        newest = await self.last_id()
+        newest_order = _parse_id(newest) if newest else None
+        return newest_order is not None and order <= newest_order
 
     async def subscribe(
         self, topics: Collection[str] | None = None, since: str | None = None
     ) -> AsyncGenerator[BusMessage, None]:
         wanted = frozenset(topics) if topics is not None else None
-        cursor, position = await self._end()
-        if since is not None:
-            asked = _parse_id(since)
-            # Ahead of the newest id means the stream was recreated: stale too.
-            if asked is None or asked > position:
-                yield StreamReset(since)
-            else:
-                cursor, position = f"{asked[0]}-{asked[1]}", asked
-        while not self._closed:
-            try:
-                reply = await self._client.xread({self._key: cursor}, count=_BATCH, block=_BLOCK_MS)
-            except RedisConnectionError:
-                if self._closed:
-                    return
-                raise
-            for entry_id, fields in _entries(reply):
-                if _parse_id(fields.get("prev", "")) != position:
-                    # Entries after `cursor` were trimmed: resume from now, the
-                    # client reloads state. Read the end before telling it.
-                    lost = cursor
-                    cursor, position = await self._end()
-                    yield StreamReset(lost)
-                    break
-                cursor, position = entry_id, _parse_id(entry_id) or position
-                if wanted is None or fields["topic"] in wanted:
-                    yield Event(
-                        id=entry_id,
-                        topic=fields["topic"],
-                        ts=float(fields["ts"]),
-                        data=json.loads(fields["data"]),
-                    )
+        ring = await self._local_ring()
+        if since is None:
+            # From the stream's newest rather than the ring's: the reader may lag.
+            since = await self.last_id() or _ORIGIN
+        cursor = Cursor(ring.end, since)
+        while not ring.closed:
+            assert cursor.last_id is not None
+            position = ring.locate(cursor.last_id)
+            if position is not None:
+                cursor.position = position
+                async with aclosing(ring.follow(cursor, wanted)) as events:
+                    async for message in events:
+                        yield message
+                continue  # closed, or fell behind the ring: try the stream
+            asked = _parse_id(cursor.last_id)
+            if asked is not None and asked < ring.base:
+                batch = await self._replay(cursor.last_id)
+                # Empty although the ring holds newer entries: the stream was replaced.
+                chained = bool(batch)
+                for entry_id, fields in batch:
+                    event = _next_event(entry_id, fields, cursor.last_id)
+                    if event is None:
+                        chained = False  # trimmed meanwhile, or never an id of this stream
+                        break
+                    cursor.last_id = entry_id
+                    if wanted is None or event.topic in wanted:
+                        yield event
+                if chained:
+                    continue
+            elif asked is not None and asked > ring.newest:
+                end = ring.end
+                if await self._issued(asked):
+                    await ring.grown(end)  # our reader has not got there yet
+                    continue
+            # Not retained here or in the stream, or never issued by it: start
+            # from now and tell the client to reload state.
+            lost = cursor.last_id
+            cursor = ring.at_end()
+            yield StreamReset(lost)
 
     async def ping(self) -> None:
         await self._client.ping()
 
     async def close(self) -> None:
-        """Stops subscribers; the client belongs to whoever opened it (see factory)."""
+        """Stops subscribers and the reader; the client belongs to its opener (see factory)."""
         self._closed = True
+        async with self._starting:
+            if self._ring is not None:
+                self._ring.close()
+            reader, self._reader = self._reader, None
+        # Cancel until it ends: on Python 3.11, asyncio.wait_for (which redis-py
+        # uses while connecting) can swallow a cancellation.
+        while reader is not None and not reader.done():
+            reader.cancel()
+            await asyncio.wait({reader}, timeout=0.05)
+        if reader is not None and not reader.cancelled() and reader.exception() is not None:
+            log.error("the event stream reader failed", exc_info=reader.exception())
 
 
 class RedisCache:

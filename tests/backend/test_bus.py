@@ -9,9 +9,12 @@ from uuid import uuid4
 
 import pytest
 import pytest_asyncio
+from redis.asyncio import Redis
 
-from backend.bus.base import BusMessage
+from backend.bus.base import BusMessage, EventBus
 from backend.bus.factory import BusBundle, open_bus
+from backend.bus.memory import MemoryBus
+from backend.bus.redis import RedisBus
 from backend.domain.events import Event, StreamReset
 from tests.services import redis_url
 
@@ -212,3 +215,218 @@ async def test_rate_limiter_reset(bundle: BusBundle) -> None:
     assert await limiter.hit("ip", limit=1, window=10) > 0
     await limiter.reset("ip")
     assert await limiter.hit("ip", limit=1, window=10) == 0
+
+
+# -- the Redis bus: one reader per process, backlog from the stream ------------
+
+
+@pytest_asyncio.fixture
+async def redis_clients() -> AsyncIterator[tuple[str, list[Redis]]]:
+    """A key prefix and a factory's worth of clients, as if in separate processes."""
+    url = redis_url()
+    prefix = f"qdtest:{uuid4().hex}:"
+    made = [
+        Redis.from_url(url, decode_responses=True, client_name=f"qd{uuid4().hex}") for _ in "ab"
+    ]
+    try:
+        yield prefix, made
+    finally:
+        keys = [key async for key in made[0].scan_iter(match=f"{prefix}*")]
+        if keys:
+            await made[0].delete(*keys)
+        for client in made:
+            await client.aclose()
+
+
+async def _connections(client: Redis) -> int:
+    """Connections this client has open on the server (it names them all)."""
+    name = client.get_connection_kwargs()["client_name"]
+    return sum(1 for entry in await client.client_list() if entry.get("name") == name)
+
+
+@pytest.mark.asyncio
+async def test_redis_subscribers_share_one_connection(
+    redis_clients: tuple[str, list[Redis]],
+) -> None:
+    prefix, (client, _) = redis_clients
+    bus = RedisBus(client, prefix, retention=1000)
+    since = await bus.publish("hosts", {})
+    subs = [bus.subscribe(since=since) for _ in range(50)]
+    try:
+        readers = asyncio.gather(*(receive_events(sub, 3) for sub in subs))
+        await asyncio.sleep(0.2)  # every subscriber is waiting on the ring now
+        ids = [await bus.publish("hosts", {"n": n}) for n in range(3)]
+        for got in await readers:
+            assert [e.id for e in got] == ids
+        # The reader's blocking XREAD, plus at most one for the command just issued.
+        assert await _connections(client) <= 2
+    finally:
+        for sub in subs:
+            await sub.aclose()
+        await bus.close()
+
+
+@pytest.mark.asyncio
+async def test_redis_resume_older_than_local_ring_reads_the_stream_then_joins(
+    redis_clients: tuple[str, list[Redis]],
+) -> None:
+    prefix, (client, _) = redis_clients
+    bus = RedisBus(client, prefix, retention=1000, local_ring=8)
+    try:
+        async with aclosing(bus.subscribe()) as warm:
+            pending = asyncio.ensure_future(receive_events(warm, 60))
+            await asyncio.sleep(0.1)  # the reader follows the stream from here on
+            first = await bus.publish("hosts", {"n": 0})
+            published = [await bus.publish("hosts", {"n": n}) for n in range(1, 60)]
+            await pending
+        async with aclosing(bus.subscribe(since=first)) as sub:
+            replayed = await receive_events(sub, 59)
+            live = await bus.publish("alerts", {"n": "live"})
+            (after,) = await receive_events(sub, 1)
+        assert [e.id for e in replayed] == published
+        assert [e.data["n"] for e in replayed] == list(range(1, 60))
+        assert after.id == live
+    finally:
+        await bus.close()
+
+
+@pytest.mark.asyncio
+async def test_redis_subscriber_behind_the_local_ring_catches_up_without_reset(
+    redis_clients: tuple[str, list[Redis]],
+) -> None:
+    prefix, (client, _) = redis_clients
+    bus = RedisBus(client, prefix, retention=1000, local_ring=4)
+    try:
+        since = await bus.publish("hosts", {"n": 0})
+        async with aclosing(bus.subscribe(since=since)) as sub:
+            seen = await bus.publish("hosts", {"n": 1})
+            assert [e.id for e in await receive_events(sub, 1)] == [seen]
+            later = [await bus.publish("hosts", {"n": n}) for n in range(2, 40)]
+            await asyncio.sleep(0.1)  # the reader has moved the ring well past `seen`
+            assert [e.id for e in await receive_events(sub, len(later))] == later
+    finally:
+        await bus.close()
+
+
+@pytest.mark.asyncio
+async def test_redis_event_published_by_one_instance_reaches_the_other(
+    redis_clients: tuple[str, list[Redis]],
+) -> None:
+    prefix, (client_a, client_b) = redis_clients
+    bus_a = RedisBus(client_a, prefix, retention=1000)
+    bus_b = RedisBus(client_b, prefix, retention=1000)
+    try:
+        since = await bus_a.publish("hosts", {"n": 0})
+        async with aclosing(bus_b.subscribe(since=since)) as sub:
+            sent = await bus_a.publish("settings", {"key": "x"})
+            (got,) = await receive_events(sub, 1)
+        assert (got.id, got.topic, got.data) == (sent, "settings", {"key": "x"})
+    finally:
+        await bus_a.close()
+        await bus_b.close()
+
+
+@pytest.mark.asyncio
+async def test_redis_reader_turns_a_broken_chain_into_a_reset(
+    redis_clients: tuple[str, list[Redis]],
+) -> None:
+    """Entries the reader never saw (trimmed while it was away) must not vanish silently."""
+    prefix, (client, _) = redis_clients
+    bus = RedisBus(client, prefix, retention=1000)
+    try:
+        since = await bus.publish("hosts", {"n": 0})
+        async with aclosing(bus.subscribe(since=since)) as sub:
+            seen = await bus.publish("hosts", {"n": 1})
+            assert [e.id for e in await receive_events(sub, 1)] == [seen]
+            # An entry whose predecessor is not the one before it, as after a trim.
+            fields = {"topic": "hosts", "ts": "1.0", "data": "{}", "prev": "1-1"}
+            orphan = await client.xadd(f"{prefix}events", fields)  # type: ignore[arg-type]
+            assert await receive(sub) == StreamReset(seen)
+            (after,) = await receive_events(sub, 1)
+        assert after.id == orphan
+    finally:
+        await bus.close()
+
+
+@pytest_asyncio.fixture(params=["memory", "redis"])
+async def roomy_bus(
+    request: pytest.FixtureRequest, redis_clients: tuple[str, list[Redis]]
+) -> AsyncIterator[EventBus]:
+    """Retention for every event of a test; the Redis bus keeps only 8 locally."""
+    prefix, (client, _) = redis_clients
+    bus: EventBus = (
+        MemoryBus(1000)
+        if request.param == "memory"
+        else RedisBus(client, prefix, 1000, local_ring=8)
+    )
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+@pytest.mark.asyncio
+async def test_concurrent_publishing_reaches_every_subscriber_once_in_order(
+    roomy_bus: EventBus,
+) -> None:
+    """Fast and slow subscribers alike: no gap, no duplicate, no reordering.
+
+    The Redis bus's local ring is tiny, so the slow subscriber moves between
+    the ring and the stream's backlog many times.
+    """
+    bus = roomy_bus
+    since = await bus.publish("hosts", {"n": -1})
+    count = 120
+
+    async def consume(pause_every: int) -> list[str]:
+        ids: list[str] = []
+        async with aclosing(bus.subscribe(since=since)) as sub:
+            while len(ids) < count:
+                event = await receive(sub)
+                assert isinstance(event, Event), event
+                ids.append(event.id)
+                if pause_every and len(ids) % pause_every == 0:
+                    await asyncio.sleep(0.01)
+        return ids
+
+    async def produce() -> list[str]:
+        ids = []
+        for n in range(count):
+            ids.append(await bus.publish("hosts", {"n": n}))
+            if n % 10 == 0:
+                await asyncio.sleep(0)
+        return ids
+
+    fast, slow, published = await asyncio.gather(consume(0), consume(3), produce())
+    assert fast == published
+    assert slow == published
+
+
+@pytest.mark.asyncio
+async def test_redis_since_never_issued_inside_the_retained_range_resets(
+    redis_clients: tuple[str, list[Redis]],
+) -> None:
+    """Resuming from an id between two real ones would skip silently: reset instead."""
+    prefix, (client, _) = redis_clients
+    bus = RedisBus(client, prefix, retention=1000, local_ring=8)
+    try:
+        async with aclosing(bus.subscribe()) as warm:
+            pending = asyncio.ensure_future(receive_events(warm, 6))
+            await asyncio.sleep(0.1)  # the reader follows the stream from here on
+            ids = []
+            for n in range(6):
+                ids.append(await bus.publish("hosts", {"n": n}))
+                await asyncio.sleep(0.002)  # each id in a millisecond of its own
+            await pending
+        ms, seq = ids[0].split("-")
+        forged = f"{ms}-{int(seq) + 1}"  # between the first two ids
+        assert order(ids[0]) < order(forged) < order(ids[1])
+        async with aclosing(bus.subscribe(since=forged)) as sub:  # found in the local ring
+            assert await receive(sub) == StreamReset(forged)
+        for n in range(20):
+            await bus.publish("hosts", {"n": n})
+        await asyncio.sleep(0.1)
+        async with aclosing(bus.subscribe(since=forged)) as sub:  # behind it: the stream
+            assert await receive(sub) == StreamReset(forged)
+    finally:
+        await bus.close()

@@ -1,9 +1,52 @@
 """The event stream: `WS /api/v1/events?topics=a,b&since=<id>`.
 
-Messages are `{"id", "topic", "ts", "data"}`, or `{"type": "reset"}` when
-`since` is no longer retained (the client reloads its state). The client
-authenticates with the Authorization header, or, where a client cannot set
-headers, with a first message `{"type": "auth", "token": "..."}`.
+WebSockets do not appear in the OpenAPI schema, so this is their reference.
+
+Authentication
+    `Authorization: Bearer <access token or API key>` on the upgrade request,
+    or, for clients that cannot set headers, a first message
+    `{"type": "auth", "token": "..."}` within 10 seconds.
+
+Query
+    `topics`: comma-separated, any of metrics, hosts, alerts, users,
+    settings, audit; default all. Topics the caller may not read are left out
+    (a viewer gets no audit events); when none remain the server closes with
+    4403.
+    `since`: the id of the last event the client received. The stream then
+    starts right after it: nothing missed, nothing repeated. Without it the
+    stream starts at "now".
+
+Server messages (JSON text frames). Clients ignore `type`s they do not know.
+    `{"type": "subscribed", "since": "<id>", "topics": [...]}`: first, once.
+        Events after `since` follow; a client that has received no event yet
+        resumes from this id.
+    `{"id", "topic", "ts", "data"}`: an event. `ts` is epoch seconds (UTC);
+        `id` is what to pass as `since` when reconnecting.
+    `{"type": "reset"}`: events between `since` and now are no longer
+        retained (or were lost upstream). Reload state, then keep reading:
+        later events follow on this connection.
+    `{"type": "heartbeat", "ts": <epoch seconds>}`: after 5 s without any
+        other message, so a client notices a dead server or network within
+        seconds (reconnect, with `since`, after about three missed).
+
+Client messages after authentication are ignored. Dead clients are noticed by
+the WebSocket protocol's own pings (uvicorn's `ws_ping_interval` and
+`ws_ping_timeout`).
+
+Backpressure: each connection has a bounded send queue (1,000 messages). When
+it stays full for 2 s, the client is too slow and is closed with 4008 and the
+reason `too slow: reconnect with since=<id>`, the id of the last event it was
+sent; reconnecting with that id loses nothing while it is retained. So a slow
+or stuck client costs the server at most its queue and socket buffers.
+
+Close codes
+    4400 bad request (unknown topic, malformed `since`)
+    4401 unauthenticated (no, invalid or expired credentials, or no `auth`
+         message in time)
+    4403 forbidden (no permission for any of the requested topics)
+    4008 too slow (see above)
+    1011 server error (e.g. the event bus is unreachable): reconnect with `since`
+    1012 the server is restarting: reconnect with `since`
 """
 
 from __future__ import annotations
@@ -12,9 +55,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
 
+from backend.api.observability import ServerMetrics
+from backend.bus.base import BusMessage
 from backend.core import Core
 from backend.domain.errors import QuarterdeckError
 from backend.domain.events import Event, StreamReset, Topic
@@ -24,10 +74,12 @@ from backend.domain.principal import Principal
 router = APIRouter(tags=["events"])
 log = logging.getLogger(__name__)
 
-AUTH_TIMEOUT = 10.0
+CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
-CLOSE_BAD_REQUEST = 4400
+CLOSE_TOO_SLOW = 4008
+CLOSE_SERVER_ERROR = 1011
+CLOSE_RESTARTING = 1012
 
 TOPIC_PERMISSIONS: dict[str, Permission] = {
     Topic.METRICS: Permission.METRICS_READ,
@@ -38,14 +90,86 @@ TOPIC_PERMISSIONS: dict[str, Permission] = {
     Topic.AUDIT: Permission.AUDIT_READ,
 }
 
+_EVENT_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
+"""Memory bus ids ("42") and Redis stream ids ("1700000000000-0"); bounded, so a
+`since` echoed in a close reason stays under the protocol's 123 bytes."""
+_RESET = json.dumps({"type": "reset"})
+_GONE = (WebSocketDisconnect, OSError, RuntimeError)
+"""What sending to or reading from a client that has gone raises (Starlette
+raises RuntimeError for a send after the server side closed)."""
 
-async def _authenticate(websocket: WebSocket, core: Core) -> Principal | None:
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """Timings and bounds of the stream; an app may set its own as `app.state.event_stream`."""
+
+    queue_size: int = 1000
+    """Messages queued per connection: the most a slow client makes the server hold."""
+    slow_after: float = 2.0
+    """Seconds the queue may stay full. A client catching up on a backlog reads
+    slower than the server can queue but keeps making progress; a stuck one does not."""
+    heartbeat: float = 5.0
+    """Seconds without any message after which a heartbeat is sent."""
+    auth_timeout: float = 10.0
+    close_timeout: float = 10.0
+    """Seconds to get the 4008 close frame past a full socket buffer before giving up."""
+
+
+def _options(websocket: WebSocket) -> StreamOptions:
+    options = getattr(websocket.app.state, "event_stream", None)
+    return options if isinstance(options, StreamOptions) else StreamOptions()
+
+
+class _EventTexts:
+    """Each event's JSON, made once per process instead of once per client.
+
+    A metrics event can carry thousands of points; encoding it again for each
+    of a hundred clients would cost more than everything else in the fan-out.
+    Only recent events are kept: all live clients ask within milliseconds.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._texts: dict[str, str] = {}
+
+    def text(self, event: Event) -> str:
+        text = self._texts.get(event.id)
+        if text is None:
+            text = json.dumps(
+                {"id": event.id, "topic": event.topic, "ts": event.ts, "data": event.data},
+                separators=(",", ":"),
+            )
+            if len(self._texts) >= self._size:
+                del self._texts[next(iter(self._texts))]
+            self._texts[event.id] = text
+        return text
+
+
+def _event_texts(websocket: WebSocket) -> _EventTexts:
+    state = websocket.app.state
+    texts = getattr(state, "event_texts", None)
+    if not isinstance(texts, _EventTexts):
+        texts = state.event_texts = _EventTexts()
+    return texts
+
+
+class _TooSlow(Exception):
+    """The connection's queue stayed full: the client does not keep up."""
+
+
+@dataclass(slots=True)
+class _Progress:
+    resume: str
+    """Where the client would resume without loss: the last event id sent, or the start."""
+
+
+async def _authenticate(websocket: WebSocket, core: Core, wait: float) -> Principal | None:
     header = websocket.headers.get("authorization", "")
     token = header[7:] if header.lower().startswith("bearer ") else None
     if token is None:
         try:
-            first = await asyncio.wait_for(websocket.receive_json(), AUTH_TIMEOUT)
-        except (TimeoutError, json.JSONDecodeError, WebSocketDisconnect):
+            first = await asyncio.wait_for(websocket.receive_json(), wait)
+        except (TimeoutError, json.JSONDecodeError, WebSocketDisconnect, KeyError):
             return None
         if isinstance(first, dict) and first.get("type") == "auth":
             token = str(first.get("token", ""))
@@ -57,41 +181,158 @@ async def _authenticate(websocket: WebSocket, core: Core) -> Principal | None:
         return None
 
 
-@router.websocket("/events")
-async def events(websocket: WebSocket, topics: str = "", since: str | None = None) -> None:
-    core: Core = websocket.app.state.core
-    await websocket.accept()
-    principal = await _authenticate(websocket, core)
-    if principal is None:
-        await websocket.close(CLOSE_UNAUTHENTICATED, "authentication required")
-        return
-    wanted = [topic for topic in topics.split(",") if topic] or list(TOPIC_PERMISSIONS)
+def _topics(requested: str, principal: Principal) -> tuple[list[str] | None, int, str]:
+    """The topics to stream, or None with the close code and reason."""
+    wanted = [topic for topic in requested.split(",") if topic] or list(TOPIC_PERMISSIONS)
     unknown = [topic for topic in wanted if topic not in TOPIC_PERMISSIONS]
     if unknown:
-        await websocket.close(CLOSE_BAD_REQUEST, f"unknown topics: {', '.join(unknown)}")
-        return
+        return None, CLOSE_BAD_REQUEST, f"unknown topics: {', '.join(unknown)}"[:120]
     allowed = [topic for topic in wanted if principal.can(TOPIC_PERMISSIONS[topic])]
     if not allowed:
-        await websocket.close(CLOSE_FORBIDDEN, "no permission for these topics")
+        return None, CLOSE_FORBIDDEN, "no permission for these topics"
+    return allowed, 0, ""
+
+
+@router.websocket("/events")
+async def events(websocket: WebSocket, topics: str = "", since: str | None = None) -> None:
+    """Live events with resume (`since`); the protocol is in this module's docstring."""
+    core: Core = websocket.app.state.core
+    metrics: ServerMetrics = websocket.app.state.metrics
+    options = _options(websocket)
+    await websocket.accept()
+    principal = await _authenticate(websocket, core, options.auth_timeout)
+    if principal is None:
+        await _close(websocket, CLOSE_UNAUTHENTICATED, "authentication required")
         return
-    gauge = websocket.app.state.metrics.websockets
-    gauge.inc()
+    allowed, code, reason = _topics(topics, principal)
+    if allowed is None:
+        await _close(websocket, code, reason)
+        return
+    if since is not None and not _EVENT_ID.fullmatch(since):
+        await _close(websocket, CLOSE_BAD_REQUEST, "since is not an event id")
+        return
+    bus = core.ctx.bus
     try:
-        async with contextlib.aclosing(core.ctx.bus.subscribe(allowed, since)) as stream:
-            async for message in stream:
-                if isinstance(message, StreamReset):
-                    await websocket.send_json({"type": "reset"})
-                    continue
-                assert isinstance(message, Event)
-                await websocket.send_json(
-                    {
-                        "id": message.id,
-                        "topic": message.topic,
-                        "ts": message.ts,
-                        "data": message.data,
-                    }
-                )
-    except WebSocketDisconnect:
-        pass
+        # An explicit start even without `since`, so the client can resume from
+        # it before its first event. "0" precedes every id of both buses.
+        start = since if since is not None else (await bus.last_id() or "0")
+    except Exception:
+        log.exception("event stream: the bus is unreachable")
+        await _close(websocket, CLOSE_SERVER_ERROR, "event bus unavailable; reconnect")
+        return
+    metrics.websockets.inc()
+    try:
+        await _stream(websocket, bus.subscribe(allowed, start), allowed, start, options, metrics)
     finally:
-        gauge.dec()
+        metrics.websockets.dec()
+
+
+async def _stream(
+    websocket: WebSocket,
+    subscription: AsyncGenerator[BusMessage, None],
+    topics: list[str],
+    start: str,
+    options: StreamOptions,
+    metrics: ServerMetrics,
+) -> None:
+    queue: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue(options.queue_size)
+    hello = {"type": "subscribed", "since": start, "topics": topics}
+    queue.put_nowait((json.dumps(hello), None))
+    progress = _Progress(resume=start)
+    pump = asyncio.create_task(_pump(subscription, queue, _event_texts(websocket), options))
+    sender = asyncio.create_task(_send(websocket, queue, progress, options, metrics))
+    listener = asyncio.create_task(_listen(websocket))
+    tasks = (pump, sender, listener)
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    first = pump if pump in done else next(iter(done))
+    error = first.exception()
+    if first is pump and isinstance(error, _TooSlow):
+        metrics.ws_dropped.inc()
+        while not queue.empty():  # free what it would have been sent before waiting
+            queue.get_nowait()
+        log.warning(
+            "event stream client too slow, disconnected",
+            extra={"fields": {"client": _client(websocket), "resume": progress.resume}},
+        )
+        reason = f"too slow: reconnect with since={progress.resume}"
+        await _close(websocket, CLOSE_TOO_SLOW, reason, options.close_timeout)
+    elif first is pump and error is None:
+        await _close(websocket, CLOSE_RESTARTING, "server restarting", options.close_timeout)
+    elif error is not None and not isinstance(error, _GONE):
+        log.error("event stream failed", exc_info=error)
+        await _close(
+            websocket, CLOSE_SERVER_ERROR, f"server error; reconnect with since={progress.resume}"
+        )
+    # Otherwise the client went away (the listener saw it, or a send failed).
+
+
+async def _pump(
+    subscription: AsyncGenerator[BusMessage, None],
+    queue: asyncio.Queue[tuple[str, str | None]],
+    texts: _EventTexts,
+    options: StreamOptions,
+) -> None:
+    """Bus → queue. Ends when the bus closes; raises _TooSlow when the client stalls."""
+    async with contextlib.aclosing(subscription):
+        async for message in subscription:
+            if isinstance(message, StreamReset):
+                item: tuple[str, str | None] = (_RESET, None)
+            else:
+                item = (texts.text(message), message.id)
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                try:
+                    async with asyncio.timeout(options.slow_after):
+                        await queue.put(item)
+                except TimeoutError:
+                    raise _TooSlow from None
+
+
+async def _send(
+    websocket: WebSocket,
+    queue: asyncio.Queue[tuple[str, str | None]],
+    progress: _Progress,
+    options: StreamOptions,
+    metrics: ServerMetrics,
+) -> None:
+    """Queue → client, with a heartbeat whenever the queue stays empty that long."""
+    while True:
+        try:
+            async with asyncio.timeout(options.heartbeat):
+                text, event_id = await queue.get()
+        except TimeoutError:
+            text = json.dumps({"type": "heartbeat", "ts": time.time()})
+            event_id = None
+        await websocket.send_text(text)
+        if event_id is not None:
+            progress.resume = event_id
+            metrics.events_sent.inc()
+
+
+async def _listen(websocket: WebSocket) -> None:
+    """Read until the client goes away: uvicorn stops reading the socket (and so
+    answering pings) while a received message waits to be taken."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def _close(websocket: WebSocket, code: int, reason: str, grace: float = 5.0) -> None:
+    """Close, unless the client is gone; give up after `grace` s when its socket is full."""
+    if websocket.client_state is not WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+        async with asyncio.timeout(grace):
+            await websocket.close(code, reason)
+
+
+def _client(websocket: WebSocket) -> str:
+    client = websocket.client
+    return f"{client.host}:{client.port}" if client else "unknown"
