@@ -31,8 +31,8 @@ from backend.storage.database import Database
 
 log = logging.getLogger(__name__)
 
-EVENT_FLUSH_SECONDS = 1.0
-"""Live metric events are coalesced to at most one per series per this interval."""
+EVENT_FLUSH_SECONDS = 0.25
+"""How soon a held-back metric update goes out once its series is due again."""
 RETENTION_SECONDS = 600.0
 
 
@@ -103,6 +103,7 @@ class Core:
     def _start_jobs(self) -> None:
         """Background work chosen from the start-up settings."""
         if self.config.live_events:
+            self.metrics.publish_on_ingest = True
             self.jobs.every("metrics-events", EVENT_FLUSH_SECONDS, self.metrics.flush_events)
         if self.config.collect_local:
             host = self.config.local_host_name or socket.gethostname()

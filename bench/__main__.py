@@ -14,7 +14,7 @@ import sys
 
 from bench.metrics import BACKENDS, SCENARIOS
 
-OTHER_SCENARIOS = ("agent",)
+OTHER_SCENARIOS = ("agent", "fanout")
 
 
 def main(argv: list[str] | None = None) -> int:

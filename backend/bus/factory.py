@@ -30,7 +30,15 @@ async def open_bus(redis_url: str | None, prefix: str, retention: int) -> BusBun
     """Fail at startup, not on the first request, when Redis is unreachable."""
     if redis_url is None:
         return BusBundle(MemoryBus(retention), MemoryCache(), MemoryRateLimiter())
-    client = Redis.from_url(redis_url, decode_responses=True)
+    client = Redis.from_url(
+        redis_url,
+        decode_responses=True,
+        # Explicit, whatever the redis-py version's defaults: a hung Redis
+        # turns into a 503 within seconds instead of a request that never ends.
+        # The stream reader's XREAD blocks for less than the socket timeout.
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+    )
     try:
         await client.ping()
     except BaseException:

@@ -23,7 +23,7 @@ LOCAL_RING = 1024
 """Events each process keeps decoded for its subscribers. Smaller than the
 stream's retention is fine (a subscriber further back reads the stream), and
 metrics events can be large."""
-_BLOCK_MS = 5000
+_BLOCK_MS = 2000
 """How long the shared reader's XREAD waits for new entries before asking again."""
 _READ_TIMEOUT = _BLOCK_MS / 1000 + 5.0
 """A reply later than this means the connection died without a word: reconnect."""

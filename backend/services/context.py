@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.bus.base import Cache, EventBus, RateLimiter
@@ -75,3 +78,31 @@ async def unit_of_work(ctx: ServiceContext) -> AsyncIterator[UnitOfWork]:
         yield uow
     for topic, data in uow.events:
         await ctx.bus.publish(topic, data)
+
+
+T = TypeVar("T")
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: safe to run again."""
+
+
+def is_retryable(error: BaseException) -> bool:
+    return isinstance(error, DBAPIError) and (
+        getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+    )
+
+
+async def retry_transient(operation: Callable[[], Awaitable[T]], *, attempts: int = 4) -> T:
+    """Run a whole unit of work again when the database aborted it as a deadlock victim.
+
+    Concurrent ingests touching the same hosts and rollup rows can deadlock
+    on PostgreSQL; the victim's transaction was rolled back entirely, so
+    repeating it is safe and the caller never sees the collision.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await operation()
+        except DBAPIError as error:
+            if attempt == attempts or not is_retryable(error):
+                raise
+            await asyncio.sleep(random.uniform(0, 0.02 * attempt))
+    raise AssertionError("unreachable")

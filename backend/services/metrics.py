@@ -31,7 +31,7 @@ from backend.domain.monitoring import (
 )
 from backend.domain.permissions import Permission
 from backend.domain.principal import Principal
-from backend.services.context import ServiceContext, unit_of_work
+from backend.services.context import ServiceContext, retry_transient, unit_of_work
 from backend.services.hosts import HostsService
 from backend.services.settings import SettingsService
 from backend.storage import metrics as store
@@ -71,6 +71,15 @@ class _Group:
     values: list[float]
 
 
+_Stored = tuple[
+    dict[str, int], dict[GroupKey, "_Series"], dict[GroupKey, "_Series"], list["store.SeriesPoints"]
+]
+"""What one ingest transaction produced: host ids, series (all and new), batches."""
+
+EVENT_INTERVAL = 1.0
+"""At most one live update per series per this many seconds."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Latest:
     series: _Series
@@ -90,6 +99,9 @@ class MetricsService:
         self._series: dict[GroupKey, _Series] = {}
         self._host_ids: dict[str, int] = {}
         self._latest: dict[int, _Latest] = {}
+        self._published_at: dict[int, float] = {}
+        self.publish_on_ingest = False
+        """Publish due series right after ingest (set by a core with live events)."""
         self._retention_cache: tuple[float, Retention] | None = None
         hosts.on_delete(self._forget_host)
 
@@ -109,15 +121,22 @@ class MetricsService:
         if not checked:
             return IngestResult(accepted=0, series=0)
         groups = _group(checked)
-        async with unit_of_work(self._ctx) as uow:
-            session = uow.session
-            host_ids = await self._touch_hosts(session, groups)
-            resolved, fresh = await self._resolve_series(session, groups, host_ids)
-            batches = _by_series(groups, resolved)
-            await store.write_batch(session, batches)
+
+        async def store_batch() -> _Stored:
+            async with unit_of_work(self._ctx) as uow:
+                session = uow.session
+                host_ids = await self._touch_hosts(session, groups)
+                resolved, fresh = await self._resolve_series(session, groups, host_ids)
+                batches = _by_series(groups, resolved)
+                await store.write_batch(session, batches)
+            return host_ids, resolved, fresh, batches
+
+        host_ids, resolved, fresh, batches = await retry_transient(store_batch)
         # Only committed ids enter the caches: a rolled-back series row must not be reused.
         self._remember(host_ids, fresh)
         self._note_latest(batches, resolved)
+        if self.publish_on_ingest:
+            await self.flush_events()
         return IngestResult(accepted=len(checked), series=len(batches))
 
     async def _touch_hosts(self, session: AsyncSession, groups: Sequence[_Group]) -> dict[str, int]:
@@ -186,6 +205,7 @@ class MetricsService:
             sid for sid, latest in self._latest.items() if latest.series.host_id == host_id
         ]:
             del self._latest[sid]
+            self._published_at.pop(sid, None)
 
     # -- live updates ----------------------------------------------------------
 
@@ -200,15 +220,28 @@ class MetricsService:
                 self._latest[batch.series_id] = _Latest(by_id[batch.series_id], ts, value)
 
     async def flush_events(self) -> str | None:
-        """Publish one "metrics" event with the newest point per series since the last flush.
+        """Publish one "metrics" event with the newest point of each due series.
 
-        A job calls this once a second, so a chart gets at most one update
-        per series per second however often agents push. Returns the event
-        id, or None when nothing arrived.
+        A series is due when its last update went out at least a second ago,
+        so a chart gets at most one update per series per second however
+        often agents push. Called right after each ingest (leading edge: a
+        point that is due goes out at once) and by a job once a second (the
+        trailing edge: what was held back). Returns the event id, or None
+        when nothing was due.
         """
         if not self._latest:
             return None
-        pending, self._latest = self._latest, {}
+        now = time.monotonic()
+        due = [
+            sid
+            for sid in self._latest
+            if now - self._published_at.get(sid, -math.inf) >= EVENT_INTERVAL
+        ]
+        if not due:
+            return None
+        pending = {sid: self._latest.pop(sid) for sid in due}
+        for sid in due:
+            self._published_at[sid] = now
         points = [
             {
                 "series_id": sid,

@@ -102,8 +102,6 @@ def test_no_arguments_says_the_console_is_not_built_yet(
     code, out = run()
     assert code == 1
     assert "console is not built yet" in out
-    code, out = run("serve")
-    assert (code, out) == (1, "`quarterdeck serve` is not available in this version yet.\n")
 
 
 def test_bad_configuration_is_one_clear_line(

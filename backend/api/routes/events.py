@@ -47,6 +47,7 @@ Close codes
     4008 too slow (see above)
     1011 server error (e.g. the event bus is unreachable): reconnect with `since`
     1012 the server is restarting: reconnect with `since`
+    1013 the server cannot reach its database or Redis right now: retry later
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4008
 CLOSE_SERVER_ERROR = 1011
 CLOSE_RESTARTING = 1012
+CLOSE_TRY_AGAIN = 1013
+
+
+class _Unavailable(Exception):
+    """The database or Redis could not be asked who the client is."""
+
 
 TOPIC_PERMISSIONS: dict[str, Permission] = {
     Topic.METRICS: Permission.METRICS_READ,
@@ -179,6 +186,10 @@ async def _authenticate(websocket: WebSocket, core: Core, wait: float) -> Princi
         return await core.auth.authenticate(token)
     except QuarterdeckError:
         return None
+    except Exception:
+        # The database or Redis is down: close as "try again later", not as a crash.
+        log.warning("could not authenticate an event stream", exc_info=True)
+        raise _Unavailable from None
 
 
 def _topics(requested: str, principal: Principal) -> tuple[list[str] | None, int, str]:
@@ -200,7 +211,11 @@ async def events(websocket: WebSocket, topics: str = "", since: str | None = Non
     metrics: ServerMetrics = websocket.app.state.metrics
     options = _options(websocket)
     await websocket.accept()
-    principal = await _authenticate(websocket, core, options.auth_timeout)
+    try:
+        principal = await _authenticate(websocket, core, options.auth_timeout)
+    except _Unavailable:
+        await _close(websocket, CLOSE_TRY_AGAIN, "the server cannot reach its database; retry")
+        return
     if principal is None:
         await _close(websocket, CLOSE_UNAUTHENTICATED, "authentication required")
         return
