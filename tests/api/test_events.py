@@ -65,16 +65,6 @@ def small_stack(backend: Backend) -> Iterator[Stack]:
         yield made
 
 
-@pytest.fixture
-def two_instances(backend: Backend) -> Iterator[tuple[Stack, RunningServer]]:
-    """Two servers over the same PostgreSQL and Redis, as behind a load balancer."""
-    if backend.kind != "postgres":
-        pytest.skip("instances share events through Redis")
-    _seed(backend)
-    with _stack(backend.settings) as first, running_server(backend.settings) as second:
-        yield first, second
-
-
 @asynccontextmanager
 async def events(
     stack: Stack | RunningServer,
@@ -326,18 +316,3 @@ async def test_slow_client_is_cut_off_with_4008_and_resumes_without_loss(stack: 
         await subscribed(ws)
         rest = [(await message(ws))["id"] for _ in range(count - len(received))]
     assert received + rest == published
-
-
-# -- several instances ---------------------------------------------------------
-
-
-@pytest.mark.asyncio
-async def test_event_through_one_instance_reaches_a_client_of_another(
-    two_instances: tuple[Stack, RunningServer],
-) -> None:
-    a, b = two_instances
-    async with events(b, a.tokens["viewer"], query="?topics=settings") as ws:
-        await subscribed(ws)
-        await change_setting(a.server, a.tokens["admin"], 11)
-        event = await message(ws)
-    assert (event["topic"], event["data"]["version"]) == ("settings", 1)
