@@ -8,6 +8,7 @@ and dropped afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from pydantic import TypeAdapter
 
 from backend.config import Settings
 from backend.core import Core
-from backend.domain.monitoring import PointIn
+from backend.domain.monitoring import PointIn, check_points
 from backend.domain.principal import Principal
 from backend.storage import metrics as store
 
@@ -49,6 +51,8 @@ SECONDS_PER_BATCH = 50
 BATCHES_PER_RUN = 5
 INGEST_RUNS = 7
 WARMUP_BATCHES = 3
+INGEST_STREAMS = (1, 2)
+"""Concurrent ingesters measured: one, and two pushing different hosts at once."""
 
 DAY = 86_400
 QUERY_DAYS = 30
@@ -103,11 +107,11 @@ def print_table(title: str, rows: Table) -> None:
 # -- ingest ---------------------------------------------------------------------
 
 
-def ingest_batch(start: int, rng: random.Random) -> list[PointIn]:
+def ingest_batch(start: int, rng: random.Random, prefix: str = "bench") -> list[PointIn]:
     """10,000 validated points: every host and series for SECONDS_PER_BATCH seconds."""
     return [
         PointIn(
-            host=f"bench-{host:02d}",
+            host=f"{prefix}-{host:02d}",
             metric=metric,
             labels=labels,
             ts=float(start + second),
@@ -119,67 +123,93 @@ def ingest_batch(start: int, rng: random.Random) -> list[PointIn]:
     ]
 
 
-async def ingest_backend(backend: str) -> tuple[str, ...]:
-    """Median points/s over INGEST_RUNS runs of BATCHES_PER_RUN batches each.
+async def ingest_backend(backend: str, streams: int) -> tuple[str, ...]:
+    """Median points/s over INGEST_RUNS runs of BATCHES_PER_RUN batches per stream.
 
-    Each run's batches are built (validated) first and the garbage collector
-    is run before the clock starts, so neither the input's construction nor
+    With several streams, each pushes its own hosts' batches one after the
+    other, concurrently with the others (agents of different hosts pushing
+    at once); the rate is all their points over the run's wall time. Each
+    run's batches are built (validated) first and the garbage collector is
+    run before the clock starts, so neither the input's construction nor
     its later collection is charged to ingest.
     """
     rng = random.Random(7)
     system = Principal.system("bench")
     origin = int(time.time()) - 86_400
     batch_number = iter(range(1_000_000))
+    prefixes = [f"bench-{n}" for n in range(streams)]
 
-    def batches(count: int) -> list[list[PointIn]]:
+    def batches(prefix: str, count: int) -> list[list[PointIn]]:
         return [
-            ingest_batch(origin + next(batch_number) * SECONDS_PER_BATCH, rng) for _ in range(count)
+            ingest_batch(origin + next(batch_number) * SECONDS_PER_BATCH, rng, prefix)
+            for _ in range(count)
         ]
 
-    rates = []
-    validation = []
-    async with open_core(backend) as core:
-        for batch in batches(WARMUP_BATCHES):
+    async def push(run: list[list[PointIn]]) -> None:
+        for batch in run:
             await core.metrics.ingest(system, batch)
+
+    rates = []
+    async with open_core(backend) as core:
+        await asyncio.gather(*(push(batches(p, WARMUP_BATCHES)) for p in prefixes))
         for _ in range(INGEST_RUNS):
-            built = time.perf_counter()
-            run = batches(BATCHES_PER_RUN)
-            points = sum(map(len, run))
-            validation.append(points / (time.perf_counter() - built))
+            runs = [batches(p, BATCHES_PER_RUN) for p in prefixes]
+            points = sum(len(batch) for run in runs for batch in run)
             gc.collect()
             began = time.perf_counter()
-            for batch in run:
-                await core.metrics.ingest(system, batch)
+            await asyncio.gather(*map(push, runs))
             rates.append(points / (time.perf_counter() - began))
     median = statistics.median(rates)
     return (
         backend,
+        str(streams),
         f"{median:,.0f}",
         f"{min(rates):,.0f}",
         f"{max(rates):,.0f}",
         f"{1e3 * HOSTS * len(SERIES) * SECONDS_PER_BATCH / median:.1f}",
-        f"{statistics.median(validation):,.0f}",
     )
+
+
+def validation_rates() -> Table:
+    """Points/s of each way a batch gets validated, median of INGEST_RUNS runs of one batch.
+
+    Built one by one as `PointIn`s (the local collector, this benchmark);
+    as `list[PointIn]` from dicts (what a model-typed request body costs);
+    with `check_points` from dicts (what ingest does with mappings).
+    """
+    rng = random.Random(3)
+    dicts = [point.model_dump() for point in ingest_batch(0, rng)]
+    strict = TypeAdapter(list[PointIn])
+    ways: dict[str, Callable[[], object]] = {
+        "PointIn(...) per point": lambda: [PointIn(**point) for point in dicts],
+        "list[PointIn] over dicts": lambda: strict.validate_python(dicts),
+        "check_points over dicts": lambda: check_points(dicts),
+    }
+    rows: Table = [("validation", "points/s (median)")]
+    for name, way in ways.items():
+        rates = []
+        for _ in range(INGEST_RUNS):
+            began = time.perf_counter()
+            way()
+            rates.append(len(dicts) / (time.perf_counter() - began))
+        rows.append((name, f"{statistics.median(rates):,.0f}"))
+    return rows
 
 
 async def ingest(backends: list[str]) -> None:
     rows: Table = [
-        (
-            "backend",
-            "points/s (median)",
-            "min",
-            "max",
-            "ms per 10k batch",
-            "PointIn validation/s",
-        )
+        ("backend", "streams", "points/s (median)", "min", "max", "ms per 10k batch (1 stream)")
     ]
     for backend in backends:
-        rows.append(await ingest_backend(backend))
+        for streams in INGEST_STREAMS:
+            row = await ingest_backend(backend, streams)
+            rows.append(row if streams == 1 else (*row[:-1], ""))
     print_table(
-        f"ingest: {INGEST_RUNS} runs of {BATCHES_PER_RUN} x 10,000-point batches "
+        f"ingest: {INGEST_RUNS} runs of {BATCHES_PER_RUN} x 10,000-point batches per stream "
         "(points, rollups and last_seen; PointIn built beforehand)",
         rows,
     )
+    print_table("validation of one 10,000-point batch", validation_rates())
 
 
 # -- query ----------------------------------------------------------------------

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.errors import error_response
@@ -19,6 +20,9 @@ from backend.api.observability import ServerMetrics, monotonic_ms, request_id_va
 
 access_log = logging.getLogger("quarterdeck.access")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_MAX_SERIES = 1000
+"""(route, method, status) combinations whose metric children are kept at hand;
+past it (clients can send any method) they are looked up per request."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -35,13 +39,16 @@ class RequestContext:
     def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        """The request counter and latency histogram children per label set:
+        `labels()` hashes and locks on every call, this is one dict lookup."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _VALID_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _VALID_ID.match(incoming) else secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         start = time.perf_counter()
@@ -69,8 +76,11 @@ class RequestContext:
         route: Any = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         elapsed = time.perf_counter() - start
-        self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-        self.metrics.latency.labels(template).observe(elapsed)
+        counter, histogram = self._children(template, scope["method"], status)
+        counter.inc()
+        histogram.observe(elapsed)
+        if not access_log.isEnabledFor(logging.INFO):
+            return  # the entry below is built only to be logged
         client = scope.get("client")
         access_log.info(
             "%s %s %s",
@@ -88,6 +98,18 @@ class RequestContext:
                 }
             },
         )
+
+    def _children(self, template: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        key = (template, method, status)
+        found = self._series.get(key)
+        if found is None:
+            found = (
+                self.metrics.requests.labels(template, method, str(status)),
+                self.metrics.latency.labels(template),
+            )
+            if len(self._series) < _MAX_SERIES:
+                self._series[key] = found
+        return found
 
 
 class BodyLimit:

@@ -64,18 +64,30 @@ class RequestBudget:
         self._clock = clock
         self._limit: int | None = None
         self._read_at = 0.0
+        self._reading = False
 
     @property
     def core(self) -> Core:
         return self._core
 
     async def limit(self) -> int:
-        """The current limit, from the setting at most `ttl` seconds old."""
+        """The current limit, from the setting at most `ttl` seconds old.
+
+        One request at a time re-reads an expired value; those arriving
+        meanwhile use the previous one rather than all reading the database
+        at once (a burst of reads every `ttl` seconds under load).
+        """
         now = self._clock()
-        if self._limit is None or now - self._read_at >= self._ttl:
-            self._limit = int(await self._core.settings.value(SETTING))
-            self._read_at = now
-        return self._limit
+        limit = self._limit
+        if limit is not None and (self._reading or now - self._read_at < self._ttl):
+            return limit
+        self._reading = True
+        try:
+            limit = int(await self._core.settings.value(SETTING))
+        finally:
+            self._reading = False
+        self._limit, self._read_at = limit, now
+        return limit
 
     async def charge(self, principal: Principal) -> None:
         """Count one request; `RateLimited` (429 + Retry-After) when over budget."""

@@ -6,12 +6,24 @@ storage, so no layer converts time zones or formats.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from operator import itemgetter
+from typing import Annotated, Any, Literal, NotRequired, cast
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 from backend.domain.metrics import METRICS
 
@@ -67,23 +79,110 @@ def _bounded_labels(labels: dict[str, str]) -> dict[str, str]:
     return labels
 
 
+HostName = Annotated[str, Field(min_length=1, max_length=MAX_HOST_LENGTH, pattern=r"\S")]
+MetricName = Annotated[
+    str, Field(min_length=1, max_length=MAX_METRIC_LENGTH), AfterValidator(_known_metric)
+]
+Labels = Annotated[dict[str, str], AfterValidator(_bounded_labels)]
+Timestamp = Annotated[float, Field(ge=0, lt=MAX_TS, allow_inf_nan=False)]
+Value = Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE, allow_inf_nan=False)]
+"""A point's fields, as `PointIn` declares them; `check_points` reuses them."""
+
+
 class PointIn(BaseModel):
     """One sample as pushed by an agent or the local collector.
 
     Validated once, where it enters (the API body, the collector); ingest
-    trusts a `PointIn` and validates only plain mappings. A metric must be
+    trusts a `PointIn` and validates only plain mappings (`check_points`,
+    which accepts and refuses exactly what this model does). A metric must be
     declared in `METRICS`, so a typo cannot start a series nobody charts.
     """
 
     model_config = ConfigDict(frozen=True)
 
-    host: Annotated[str, Field(min_length=1, max_length=MAX_HOST_LENGTH, pattern=r"\S")]
-    metric: Annotated[
-        str, Field(min_length=1, max_length=MAX_METRIC_LENGTH), AfterValidator(_known_metric)
-    ]
-    labels: Annotated[dict[str, str], AfterValidator(_bounded_labels)] = Field(default_factory=dict)
-    ts: Annotated[float, Field(ge=0, lt=MAX_TS, allow_inf_nan=False)]
-    value: Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE, allow_inf_nan=False)]
+    host: HostName
+    metric: MetricName
+    labels: Labels = Field(default_factory=dict)
+    ts: Timestamp
+    value: Value
+
+
+class PointFields(TypedDict):
+    """A point as ingest handles it: `PointIn`'s fields in a plain dict."""
+
+    host: str
+    metric: str
+    labels: dict[str, str]
+    ts: float
+    value: float
+
+
+class CheckedPoints(list[PointFields]):
+    """A batch `check_points` accepted: ingest takes it as it is, like `PointIn`s."""
+
+
+class _LoosePoint(TypedDict):
+    """`PointIn` less its per-value Python checks (host pattern, metric, labels).
+
+    Those three depend on one field's value alone, and a batch repeats a few
+    hosts, metrics and label sets over and over, so `check_points` runs them
+    once per distinct value instead of once per point.
+    """
+
+    host: str
+    metric: str
+    labels: NotRequired[Annotated[dict[str, str], Field(default_factory=dict)]]
+    ts: Timestamp
+    value: Value
+
+
+@with_config(ConfigDict(extra="forbid"))
+class _ClosedLoosePoint(_LoosePoint):
+    """`_LoosePoint` for models that refuse unknown fields."""
+
+
+_LOOSE = TypeAdapter(list[_LoosePoint])
+_CLOSED_LOOSE = TypeAdapter(list[_ClosedLoosePoint])
+_HOST: TypeAdapter[str] = TypeAdapter(HostName)
+_METRIC: TypeAdapter[str] = TypeAdapter(MetricName)
+_LABELS: TypeAdapter[dict[str, str]] = TypeAdapter(Labels)
+
+
+@functools.cache
+def _strict(model: type[PointIn]) -> TypeAdapter[list[PointIn]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]  # a PointIn subclass
+
+
+def check_points(raw: Sequence[Any], model: type[PointIn] = PointIn) -> CheckedPoints:
+    """Validate a batch of mappings exactly as `list[model]` would, several times faster.
+
+    `model` is `PointIn` or a subclass that only changes how unknown fields
+    are treated (the API's body type refuses them). The batch goes through
+    one `TypeAdapter` over a TypedDict (no model instance per point), which
+    applies every constraint of `PointIn` but the three per-value checks;
+    those then run once per distinct host, metric and label set, with
+    `PointIn`'s own annotated types. Each field is coerced the same way in
+    both schemas and the per-value checks return their input unchanged, so
+    when this path passes, the model would have accepted the batch with the
+    same values. Whenever it does not pass, the batch is validated as
+    `list[model]` after all: the errors raised (a `ValidationError`) are
+    exactly that model's.
+    """
+    closed = model.model_config.get("extra") == "forbid"
+    try:
+        points = (_CLOSED_LOOSE if closed else _LOOSE).validate_python(raw)
+        for host in set(map(itemgetter("host"), points)):
+            _HOST.validate_python(host)
+        for metric in set(map(itemgetter("metric"), points)):
+            _METRIC.validate_python(metric)
+        labelled = filter(None, map(itemgetter("labels"), points))
+        for pairs in set(map(tuple, map(dict.items, labelled))):
+            _LABELS.validate_python(dict(pairs))
+    except ValidationError:
+        return CheckedPoints(
+            cast("PointFields", vars(point)) for point in _strict(model).validate_python(raw)
+        )
+    return CheckedPoints(cast("list[PointFields]", points))
 
 
 class IngestResult(BaseModel):

@@ -8,6 +8,7 @@ from backend.domain.errors import InvalidInput, NotFound, Unauthenticated
 from backend.domain.permissions import API_KEY_SCOPES, ROLE_PERMISSIONS, Permission, Role
 from backend.domain.principal import Principal
 from backend.domain.users import ApiKeyView, CreatedApiKey
+from backend.services.auth import principal_cache
 from backend.services.context import ServiceContext, unit_of_work
 from backend.services.crypto import new_api_key, same, split_api_key, token_hash
 from backend.storage import users as store
@@ -100,7 +101,10 @@ class ApiKeysService:
                 key.revoked_at = self._ctx.clock()
                 await uow.session.flush()
                 await uow.audit(principal, "api_keys.revoke", key.name, {"key_id": key.id})
-            return key_view(key)
+            view = key_view(key)
+        # After the commit: a check that read the key before it could otherwise keep it.
+        principal_cache(self._ctx).forget_api_key(view.id)
+        return view
 
 
 async def principal_for_key(ctx: ServiceContext, full_key: str) -> Principal:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, cast
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.domain.errors import InvalidInput, NotFound
@@ -21,12 +22,15 @@ from backend.domain.monitoring import (
     MAX_QUERY_SERIES,
     MAX_TS,
     RAW,
+    CheckedPoints,
     IngestResult,
+    PointFields,
     PointIn,
     Retention,
     SeriesData,
     SeriesView,
     canonical_labels,
+    check_points,
     plan_query,
 )
 from backend.domain.permissions import Permission
@@ -49,8 +53,10 @@ RETENTION_TTL = 5.0
 RETENTION_LOCK = 0x51D_0E7E
 """PostgreSQL advisory lock id: one server instance at a time applies retention."""
 
-_POINTS = TypeAdapter(list[PointIn])
-_FIELDS = attrgetter("host", "metric", "labels", "ts", "value")
+log = logging.getLogger(__name__)
+
+_FIELDS = itemgetter("host", "metric", "labels", "ts", "value")
+_SERIES_ID = attrgetter("series_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +68,29 @@ class _Series:
     labels: dict[str, str]
 
 
-@dataclass(slots=True)
-class _Group:
-    """The points of one group key, as parallel lists in timestamp order."""
-
-    key: GroupKey
-    ts: list[float]
-    values: list[float]
-
+_Columns = tuple[list[float], list[float]]
+"""Timestamps and values of one group key's points, in the order they came."""
 
 _Stored = tuple[
     dict[str, int], dict[GroupKey, "_Series"], dict[GroupKey, "_Series"], list["store.SeriesPoints"]
 ]
 """What one ingest transaction produced: host ids, series (all and new), batches."""
+
+PIECE = 2500
+"""Points grouped and handed to the database at a time: the database stores one
+piece while the next is grouped."""
+
+STALE_ATTEMPTS = 3
+"""Transactions one ingest may start over because cached host ids went stale."""
+
+
+class _StaleHosts(Exception):
+    """Cached hosts were deleted meanwhile: roll back, forget them, start over."""
+
+    def __init__(self, host_ids: set[int]) -> None:
+        super().__init__(f"hosts {sorted(host_ids)} were deleted")
+        self.host_ids = host_ids
+
 
 EVENT_INTERVAL = 1.0
 """At most one live update per series per this many seconds."""
@@ -120,73 +136,137 @@ class MetricsService:
         checked = _validated(points)
         if not checked:
             return IngestResult(accepted=0, series=0)
-        groups = _group(checked)
 
         async def store_batch() -> _Stored:
             async with unit_of_work(self._ctx) as uow:
-                session = uow.session
-                host_ids = await self._touch_hosts(session, groups)
-                resolved, fresh = await self._resolve_series(session, groups, host_ids)
-                batches = _by_series(groups, resolved)
-                await store.write_batch(session, batches)
-            return host_ids, resolved, fresh, batches
+                return await self._store(uow.session, checked)
 
-        host_ids, resolved, fresh, batches = await retry_transient(store_batch)
+        for attempt in range(1, STALE_ATTEMPTS + 1):
+            try:
+                host_ids, resolved, fresh, batches = await retry_transient(store_batch)
+                break
+            except _StaleHosts as stale:
+                # Deleted since cached (perhaps by another server): register them again.
+                for host_id in stale.host_ids:
+                    self._forget_host(host_id)
+                if attempt == STALE_ATTEMPTS:
+                    raise RuntimeError("hosts kept being deleted during one ingest") from None
         # Only committed ids enter the caches: a rolled-back series row must not be reused.
         self._remember(host_ids, fresh)
         self._note_latest(batches, resolved)
         if self.publish_on_ingest:
-            await self.flush_events()
+            # The points are committed: failing the call now (503 while Redis is
+            # down) would make the agent send them again, stored twice. A lost
+            # live update only delays a chart: the next flush sends newer points.
+            try:
+                await self.flush_events()
+            except Exception as error:  # noqa: BLE001 - whatever the bus raised
+                log.warning("live metric update not published: %s: %s", type(error).__name__, error)
         return IngestResult(accepted=len(checked), series=len(batches))
 
-    async def _touch_hosts(self, session: AsyncSession, groups: Sequence[_Group]) -> dict[str, int]:
-        """Ids of the batch's hosts, registering new ones and moving last_seen forward."""
-        first: dict[str, float] = {}
-        last: dict[str, float] = {}
-        for group in groups:
-            host = group.key[0]
-            first[host] = min(first.get(host, math.inf), group.ts[0])
-            last[host] = max(last.get(host, -math.inf), group.ts[-1])
-        ids = {name: self._host_ids[name] for name in first if name in self._host_ids}
-        unknown = {name: first[name] for name in first if name not in ids}
-        for _ in range(2):
-            if unknown:
-                ids.update(await store.register_hosts(session, unknown))
-            found = await store.touch_hosts(
-                session, {(host_id, name): last[name] for name, host_id in ids.items()}
-            )
-            # Deleted since cached (perhaps by another server): register them again.
-            unknown = {name: first[name] for name, host_id in ids.items() if host_id not in found}
-            if not unknown:
-                return ids
-            for name in unknown:
-                self._forget_host(ids.pop(name))
-        raise RuntimeError("hosts were deleted twice while one batch was stored")
+    async def _store(self, session: AsyncSession, points: list[PointFields]) -> _Stored:
+        """One ingest transaction: points, hosts' last_seen, new hosts and series, rollups.
 
-    async def _resolve_series(
-        self, session: AsyncSession, groups: Sequence[_Group], host_ids: dict[str, int]
-    ) -> tuple[dict[GroupKey, _Series], dict[GroupKey, _Series]]:
-        """Every group's series, and those that were not cached yet."""
+        The points of series whose ids are cached go to the database piece by
+        piece as they are grouped (`PointWriter`), so grouping the rest and
+        computing the rollups overlap with the database storing them. Only
+        then are the hosts touched, which proves the cached ids still stand
+        (or raises `_StaleHosts`, rolling everything back): in the steady
+        state that and the rollup upsert are one round trip (`finish_ingest`).
+        Points of new series wait until their hosts and series are registered.
+        """
+        await store.begin_ingest(session)
+        columns: dict[GroupKey, _Columns] = {}
         resolved: dict[GroupKey, _Series] = {}
-        missing: list[GroupKey] = []
-        for group in groups:
-            cached = self._series.get(group.key)
-            if cached is not None and cached.host_id == host_ids[group.key[0]]:
-                resolved[group.key] = cached
-            else:
-                missing.append(group.key)
-        if not missing:
-            return resolved, {}
-        wanted = {
-            key: (host_ids[key[0]], key[1], canonical_labels(dict(key[2]))) for key in missing
-        }
+        host_ids: dict[str, int] = {}
+        """The cached ids the points written so far rely on (proved by the touch)."""
+        prepared: tuple[list[store.SeriesPoints], store.PreparedRollups] | None = None
+        async with store.PointWriter(session) as writer:
+            for start in range(0, len(points), PIECE):
+                ready = []
+                for key, (ts, values) in _group(points[start : start + PIECE]).items():
+                    known = columns.get(key)
+                    if known is None:
+                        columns[key] = (ts, values)
+                    else:
+                        known[0].extend(ts)
+                        known[1].extend(values)
+                    series = resolved.get(key) or self._cached(key)
+                    if series and host_ids.setdefault(key[0], series.host_id) == series.host_id:
+                        resolved[key] = series
+                        ready.append(store.SeriesPoints(series.id, ts, values))
+                ready.sort(key=_SERIES_ID)
+                await writer.write(ready)
+            if len(resolved) == len(columns):
+                # Every series is cached: prepare the rest while the points are stored.
+                batches = _by_series(columns, resolved)
+                prepared = batches, store.prepare_rollups(session, store.rollup_rows(batches))
+        first, last = _host_span(columns)
+        if prepared is not None:
+            batches, rollups = prepared
+            touched = {(host_ids[name], name): ts for name, ts in last.items()}
+            if missing := set(host_ids.values()) - await store.finish_ingest(
+                session, touched, rollups
+            ):
+                raise _StaleHosts(missing)
+            return host_ids, resolved, {}, batches
+        host_ids = await self._touch_hosts(session, first, last, host_ids)
+        fresh = await self._register_series(
+            session, [key for key in columns if key not in resolved], host_ids
+        )
+        resolved.update(fresh)
+        async with store.PointWriter(session) as writer:
+            await writer.write(
+                sorted(
+                    (store.SeriesPoints(fresh[key].id, *columns[key]) for key in fresh),
+                    key=_SERIES_ID,
+                )
+            )
+            batches = _by_series(columns, resolved)
+            rollups = store.prepare_rollups(session, store.rollup_rows(batches))
+        await store.upsert_rollups(session, rollups)
+        return host_ids, resolved, fresh, batches
+
+    def _cached(self, key: GroupKey) -> _Series | None:
+        series = self._series.get(key)
+        if series is None or self._host_ids.get(key[0]) != series.host_id:
+            return None
+        return series
+
+    async def _touch_hosts(
+        self,
+        session: AsyncSession,
+        first: dict[str, float],
+        last: dict[str, float],
+        known: dict[str, int],
+    ) -> dict[str, int]:
+        """Ids of the batch's hosts, registering new ones and moving last_seen forward.
+
+        `known` are ids already relied upon; the others come from the cache or
+        are registered. Raises `_StaleHosts` when an id no longer matches a host row.
+        """
+        cached = {name: self._host_ids[name] for name in first if name in self._host_ids}
+        ids = {**cached, **known}
+        unknown = {name: first[name] for name in first if name not in ids}
+        if unknown:
+            ids.update(await store.register_hosts(session, unknown))
+        found = await store.touch_hosts(
+            session, {(host_id, name): last[name] for name, host_id in ids.items()}
+        )
+        if missing := set(ids.values()) - found:
+            raise _StaleHosts(missing)
+        return ids
+
+    async def _register_series(
+        self, session: AsyncSession, keys: list[GroupKey], host_ids: dict[str, int]
+    ) -> dict[GroupKey, _Series]:
+        """The series of group keys that were not cached, inserting those not yet known."""
+        wanted = {key: (host_ids[key[0]], key[1], canonical_labels(dict(key[2]))) for key in keys}
         ids = await store.register_series(session, set(wanted.values()))
-        fresh = {
+        return {
             key: _Series(ids[series_key], series_key[0], key[0], key[1], dict(key[2]))
             for key, series_key in wanted.items()
         }
-        resolved.update(fresh)
-        return resolved, fresh
 
     def _remember(self, host_ids: dict[str, int], fresh: dict[GroupKey, _Series]) -> None:
         if len(self._series) + len(fresh) > MAX_CACHED_SERIES:
@@ -367,20 +447,28 @@ class MetricsService:
         return retention
 
 
-def _validated(points: Sequence[PointIn | Mapping[str, Any]]) -> list[PointIn]:
-    """The batch as `PointIn`s; plain mappings (from tests, scripts) are validated here."""
+def _validated(points: Sequence[PointIn | Mapping[str, Any]]) -> list[PointFields]:
+    """The batch as plain field dicts; mappings (the API body, scripts) are validated here.
+
+    A `PointIn` was validated when it was built, so its fields are taken as
+    they are. Mappings go through `check_points`, which accepts and refuses
+    exactly what `PointIn` does without building a model per point.
+    """
     if len(points) > MAX_BATCH:
         raise InvalidInput(
             f"at most {MAX_BATCH} points per call, got {len(points)}",
             details={"field": "points", "limit": MAX_BATCH},
         )
+    if isinstance(points, CheckedPoints):
+        return points
+    kinds = set(map(type, points))
     # PointIn (and subclasses such as the API's body type) were validated when built.
-    if all(issubclass(kind, PointIn) for kind in set(map(type, points))):
-        return list(points)  # type: ignore[arg-type]  # checked just above
+    if all(issubclass(kind, PointIn) for kind in kinds):
+        return cast("list[PointFields]", list(map(vars, points)))
+    if any(issubclass(kind, PointIn) for kind in kinds):
+        points = [vars(p) if isinstance(p, PointIn) else p for p in points]
     try:
-        return _POINTS.validate_python(
-            [p.model_dump() if isinstance(p, PointIn) else p for p in points]
-        )
+        return check_points(points)
     except ValidationError as error:
         problems = [{"loc": list(e["loc"]), "problem": e["msg"]} for e in error.errors()[:20]]
         raise InvalidInput(
@@ -389,47 +477,58 @@ def _validated(points: Sequence[PointIn | Mapping[str, Any]]) -> list[PointIn]:
         ) from None
 
 
-def _group(points: list[PointIn]) -> list[_Group]:
-    """Split a batch by series key: the only Python loop that visits every point.
+def _group(points: list[PointFields]) -> dict[GroupKey, _Columns]:
+    """Split points by series key: the only Python loop that visits every point.
 
-    Fields come out through one C-level attrgetter and go straight into
-    per-key columns; this loop is most of ingest's Python time.
+    Fields come out of each dict through one C-level itemgetter and go
+    straight into per-key columns; this loop is most of ingest's Python time.
     """
-    by_key: dict[GroupKey, tuple[list[float], list[float]]] = {}
+    by_key: dict[GroupKey, _Columns] = {}
+    get = by_key.get
     for host, metric, labels, ts, value in map(_FIELDS, points):
         key = (host, metric, tuple(labels.items()) if labels else ())
-        columns = by_key.get(key)
+        columns = get(key)
         if columns is None:
             by_key[key] = ([ts], [value])
         else:
             columns[0].append(ts)
             columns[1].append(value)
-    groups = []
-    for key, (ts, values) in by_key.items():
-        ordered = (ts, values) if ts == sorted(ts) else _sorted_by_time(ts, values)
-        groups.append(_Group(key, *ordered))
-    return groups
+    return by_key
 
 
-def _sorted_by_time(ts: list[float], values: list[float]) -> tuple[list[float], list[float]]:
+def _host_span(columns: dict[GroupKey, _Columns]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per host, the earliest and the latest timestamp of the batch."""
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    for (host, _, _), (ts, _) in columns.items():
+        low, high = min(ts), max(ts)
+        first[host] = min(first.get(host, low), low)
+        last[host] = max(last.get(host, high), high)
+    return first, last
+
+
+def _sorted_by_time(ts: list[float], values: list[float]) -> _Columns:
     order = sorted(range(len(ts)), key=ts.__getitem__)
     return [ts[i] for i in order], [values[i] for i in order]
 
 
 def _by_series(
-    groups: Sequence[_Group], resolved: dict[GroupKey, _Series]
+    columns: dict[GroupKey, _Columns], resolved: dict[GroupKey, _Series]
 ) -> list[store.SeriesPoints]:
-    """One batch per series id, sorted by id, merging groups that differ only in label order."""
-    merged: dict[int, store.SeriesPoints] = {}
-    for group in groups:
-        sid = resolved[group.key].id
-        batch = merged.get(sid)
-        if batch is None:
-            merged[sid] = store.SeriesPoints(sid, group.ts, group.values)
-        else:
-            ts, values = _sorted_by_time(batch.ts + group.ts, batch.values + group.values)
-            merged[sid] = store.SeriesPoints(sid, ts, values)
-    return [merged[sid] for sid in sorted(merged)]
+    """One batch per series id in timestamp order, sorted by id, merging group
+    keys that differ only in label order."""
+    merged: dict[int, _Columns] = {}
+    for key, (ts, values) in columns.items():
+        sid = resolved[key].id
+        known = merged.get(sid)
+        merged[sid] = (ts, values) if known is None else (known[0] + ts, known[1] + values)
+    batches = []
+    for sid in sorted(merged):
+        ts, values = merged[sid]
+        if ts != sorted(ts):
+            ts, values = _sorted_by_time(ts, values)
+        batches.append(store.SeriesPoints(sid, ts, values))
+    return batches
 
 
 def _check_query(series_ids: Sequence[int], start: float, end: float, max_points: int) -> list[int]:

@@ -80,10 +80,27 @@ class Database:
         await self.engine.dispose()
 
 
+SQLITE_CACHE_KIB = 65_536
+"""Page cache per connection (PRAGMA cache_size, in KiB), filled only as pages are used.
+
+An ingest batch touches the newest index leaf of every series it carries,
+all over the (series_id, ts) index; SQLite's default 2 MiB no longer holds
+them once a few hundred series report, and every batch then rereads them."""
+
+SQLITE_CHECKPOINT_PAGES = 10_000
+"""WAL pages (about 40 MiB) after which a commit checkpoints (PRAGMA wal_autocheckpoint).
+
+The default of 1000 checkpoints every few ingest batches, each time writing
+back and syncing the same hot index pages; fewer, larger checkpoints write
+each page once for many batches."""
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
     cursor.close()

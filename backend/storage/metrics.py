@@ -9,10 +9,11 @@ transaction. Like every storage module, nothing here commits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import struct
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import Any
@@ -63,6 +64,33 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
+# -- ingest transactions ---------------------------------------------------------
+
+
+async def begin_ingest(session: AsyncSession) -> None:
+    """Start an ingest transaction; on PostgreSQL, with asynchronous commit.
+
+    `synchronous_commit = off` (SET LOCAL: this transaction only; users,
+    settings and the audit log keep durable commits) lets COMMIT return
+    before its WAL reaches the disk; the WAL writer flushes it within
+    three `wal_writer_delay`s (0.6 s by default). The database stays
+    consistent whatever happens; what a crash of the PostgreSQL server (not
+    of this process, nor a clean shutdown or restart) can cost is the
+    ingests acknowledged in that last fraction of a second, which then
+    read as if they had never been sent. For samples taken every second
+    that is a gap in a chart, the price of not waiting for an fsync on
+    every batch; the points are never partly stored nor stored twice.
+
+    BEGIN and the SET travel together (pipeline mode): one round trip.
+    SQLite commits are already cheap (WAL, synchronous=NORMAL): nothing to do.
+    """
+    if not is_postgres(session):
+        return
+    driver = await _driver(session)
+    async with driver.pipeline(), driver.cursor() as cursor:
+        await cursor.execute("SET LOCAL synchronous_commit TO off")
+
+
 # -- hosts ----------------------------------------------------------------------
 
 
@@ -87,6 +115,20 @@ async def register_hosts(session: AsyncSession, first_seen: dict[str, float]) ->
     return ids
 
 
+_PG_TOUCH = (
+    "UPDATE hosts SET last_seen = GREATEST(hosts.last_seen, v.ts) "
+    "FROM unnest(%s::int4[], %s::text[], %s::float8[]) AS v(id, name, ts) "
+    "WHERE hosts.id = v.id AND hosts.name = v.name RETURNING hosts.id"
+)
+
+
+def _pg_touch_params(
+    last_seen: dict[tuple[int, str], float],
+) -> tuple[list[int], list[str], list[float]]:
+    keys = sorted(last_seen)
+    return [i for i, _ in keys], [n for _, n in keys], [last_seen[k] for k in keys]
+
+
 async def touch_hosts(session: AsyncSession, last_seen: dict[tuple[int, str], float]) -> set[int]:
     """Move each (id, name) host's last_seen forward; returns the ids that matched.
 
@@ -95,19 +137,13 @@ async def touch_hosts(session: AsyncSession, last_seen: dict[tuple[int, str], fl
     give a deleted row's id to the next new host. On PostgreSQL the row
     lock taken here also orders an ingest against a concurrent `delete_host`.
     """
-    keys = sorted(last_seen)
     driver = await _driver(session)
     if is_postgres(session):
         async with driver.cursor() as cursor:
-            await cursor.execute(
-                "UPDATE hosts SET last_seen = GREATEST(hosts.last_seen, v.ts) "
-                "FROM unnest(%s::int4[], %s::text[], %s::float8[]) AS v(id, name, ts) "
-                "WHERE hosts.id = v.id AND hosts.name = v.name RETURNING hosts.id",
-                ([i for i, _ in keys], [n for _, n in keys], [last_seen[k] for k in keys]),
-            )
+            await cursor.execute(_PG_TOUCH, _pg_touch_params(last_seen))
             return {row[0] for row in await cursor.fetchall()}
     found: set[int] = set()
-    for chunk in _chunks(keys):
+    for chunk in _chunks(sorted(last_seen)):
         values = ", ".join(["(?, ?, ?)"] * len(chunk))
         rows = await driver.execute_fetchall(
             "UPDATE hosts SET last_seen = max(hosts.last_seen, v.column3) "
@@ -200,8 +236,6 @@ _COPY_SQL = "COPY metric_points (series_id, ts, value) FROM STDIN (FORMAT BINARY
 _COPY_ROW = struct.Struct(">hiiidid")
 """PostgreSQL binary COPY row: 3 fields, then (length, int4 series_id),
 (length, float8 ts), (length, float8 value), all big-endian."""
-_COPY_PIECE = 2500
-"""Rows per write to the COPY stream."""
 
 _SQLITE_ROWS = 300
 """Points per SQLite INSERT: measured faster than one row per executemany step."""
@@ -215,87 +249,111 @@ def _sqlite_insert_sql(rows: int) -> str:
 _SQLITE_INSERT = _sqlite_insert_sql(_SQLITE_ROWS)
 
 
-def _copy_pieces(batches: Iterable[SeriesPoints]) -> Iterator[bytes]:
-    """The batch in binary COPY format, in pieces of about _COPY_PIECE rows.
-
-    Rows are packed by C loops (map over a struct); sending piece by piece
-    lets the server parse one while the next is packed.
-    """
+def _copy_rows(batches: Iterable[SeriesPoints]) -> bytes:
+    """Binary COPY rows, packed by C loops (map over a struct)."""
     pack = _COPY_ROW.pack
-    parts = [_COPY_HEADER]
-    rows = 0
-    for batch in batches:
-        sid = repeat(batch.series_id)
-        parts.extend(
-            map(pack, repeat(3), repeat(4), sid, repeat(8), batch.ts, repeat(8), batch.values)
+    three, four, eight = repeat(3), repeat(4), repeat(8)
+    return b"".join(
+        chain.from_iterable(
+            map(pack, three, four, repeat(b.series_id), eight, b.ts, eight, b.values)
+            for b in batches
         )
-        rows += len(batch.ts)
-        if rows >= _COPY_PIECE:
-            yield b"".join(parts)
-            parts, rows = [], 0
-    parts.append(_COPY_TRAILER)
-    yield b"".join(parts)
+    )
+
+
+class PointWriter:
+    """Appends points to the session's transaction piece by piece, without waiting.
+
+    Each `write` hands its points to the database and returns at once, so
+    the caller prepares the next piece (or the rollups) while the database
+    stores this one: PostgreSQL parses one binary COPY stream as it
+    arrives; SQLite steps multi-row INSERTs on aiosqlite's thread, outside
+    the GIL. Leaving the `async with` block waits until everything is
+    stored (an error leaves the transaction to be rolled back). The lists
+    handed to `write` may change afterwards: they are copied at once.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._driver: Any = None
+        self._stack = contextlib.AsyncExitStack()
+        self._copy: Any = None
+        self._flat: list[float] = []
+        """SQLite: values of rows not yet sent (less than one full INSERT)."""
+        self._inserts: list[asyncio.Future[Any]] = []
+
+    async def __aenter__(self) -> PointWriter:
+        self._driver = await _driver(self._session)
+        return self
+
+    async def write(self, batches: Sequence[SeriesPoints]) -> None:
+        if not batches:
+            return
+        if is_postgres(self._session):
+            if self._copy is None:
+                cursor = await self._stack.enter_async_context(self._driver.cursor())
+                self._copy = await self._stack.enter_async_context(cursor.copy(_COPY_SQL))
+                await self._copy.write(_COPY_HEADER)
+            await self._copy.write(_copy_rows(batches))
+            return
+        self._flat.extend(
+            chain.from_iterable(
+                chain.from_iterable(
+                    zip(repeat(b.series_id), b.ts, b.values, strict=False) for b in batches
+                )
+            )
+        )
+        step = _SQLITE_ROWS * 3
+        flat = self._flat
+        full = len(flat) - len(flat) % step
+        if full:
+            statements = [flat[i : i + step] for i in range(0, full, step)]
+            self._flat = flat[full:]
+            self._inserts.append(asyncio.ensure_future(self._sqlite_many(statements)))
+            await asyncio.sleep(0)  # let the task queue its work on aiosqlite's thread now
+
+    async def _sqlite_many(self, statements: list[list[float]]) -> None:
+        async with self._driver.executemany(_SQLITE_INSERT, statements):
+            pass
+
+    async def __aexit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
+        try:
+            if kind is None and self._flat:
+                # execute_fetchall closes its cursor in the same trip to aiosqlite's thread.
+                sql = _sqlite_insert_sql(len(self._flat) // 3)
+                self._inserts.append(
+                    asyncio.ensure_future(self._driver.execute_fetchall(sql, self._flat))
+                )
+            if kind is None and self._copy is not None:
+                await self._copy.write(_COPY_TRAILER)
+        finally:
+            try:
+                # Every queued INSERT finishes (or fails) before anything else runs here.
+                results = await asyncio.gather(*self._inserts, return_exceptions=True)
+            finally:
+                await self._stack.__aexit__(kind, *rest)
+            if kind is None:
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
 
 
 async def write_batch(session: AsyncSession, batches: Sequence[SeriesPoints]) -> None:
     """Append a batch's points and fold its aggregates into the rollups.
 
-    The rollups are computed while the database takes the points (PostgreSQL
-    parses the COPY stream, SQLite steps the INSERTs on aiosqlite's thread
-    without the GIL), so on a multi-core machine that Python work is free.
+    The rollups are computed while the database takes the points, so on a
+    multi-core machine that Python work is free.
     """
-    driver = await _driver(session)
-    if is_postgres(session):
-        async with driver.cursor() as cursor:
-            async with cursor.copy(_COPY_SQL) as copy:
-                for piece in _copy_pieces(batches):
-                    await copy.write(piece)
-                rows = rollup_rows(batches)
-                params = _pg_array_literals(rows)
-            if rows:
-                await cursor.execute(_PG_ROLLUP_UPSERT, params)
-        return
-    inserting = asyncio.ensure_future(_sqlite_insert(driver, batches))
-    try:
-        rows = rollup_rows(batches)
-    finally:
-        await inserting
-    await upsert_rollups(session, rows)
+    async with PointWriter(session) as writer:
+        await writer.write(batches)
+        rollups = prepare_rollups(session, rollup_rows(batches))
+    await upsert_rollups(session, rollups)
 
 
 async def insert_points(session: AsyncSession, batches: Sequence[SeriesPoints]) -> None:
     """Append points only (no rollups): for loading data whose rollups are rebuilt apart."""
-    driver = await _driver(session)
-    if is_postgres(session):
-        async with driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
-            for piece in _copy_pieces(batches):
-                await copy.write(piece)
-        return
-    await _sqlite_insert(driver, batches)
-
-
-async def _sqlite_insert(driver: Any, batches: Sequence[SeriesPoints]) -> None:
-    rows = chain.from_iterable(
-        zip(repeat(b.series_id), b.ts, b.values, strict=False) for b in batches
-    )
-    flat = list(chain.from_iterable(rows))
-    step = _SQLITE_ROWS * 3
-    full = len(flat) - len(flat) % step
-    if full:
-        async with driver.executemany(
-            _SQLITE_INSERT, [flat[i : i + step] for i in range(0, full, step)]
-        ):
-            pass
-    if full < len(flat):
-        # execute_fetchall closes its cursor in the same trip to aiosqlite's thread.
-        await driver.execute_fetchall(_sqlite_insert_sql((len(flat) - full) // 3), flat[full:])
-
-
-def _pg_array_literals(rows: Sequence[RollupRow]) -> list[str]:
-    """Columns as PostgreSQL array literals: several times faster to send than
-    Python lists, which psycopg adapts element by element. repr() of a float
-    round-trips exactly, and PostgreSQL parses it back exactly."""
-    return ["{" + ",".join(map(repr, column)) + "}" for column in zip(*rows, strict=True)]
+    async with PointWriter(session) as writer:
+        await writer.write(batches)
 
 
 def rollup_rows(batches: Iterable[SeriesPoints]) -> list[RollupRow]:
@@ -337,6 +395,28 @@ def rollup_rows(batches: Iterable[SeriesPoints]) -> list[RollupRow]:
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedRollups:
+    """Rollup rows in the form the session's database takes them (`prepare_rollups`)."""
+
+    rows: Sequence[RollupRow]
+    pg_params: list[str] | None
+
+
+def prepare_rollups(session: AsyncSession, rows: Sequence[RollupRow]) -> PreparedRollups:
+    """The rows ready to send; on PostgreSQL, as one array literal per column.
+
+    Array literals are several times faster to send than Python lists, which
+    psycopg adapts element by element. repr() of a float round-trips exactly,
+    and PostgreSQL parses it back exactly. Done apart from sending, so it can
+    run while the database is busy with the points.
+    """
+    if not rows or not is_postgres(session):
+        return PreparedRollups(rows, None)
+    literals = ["{" + ",".join(map(repr, column)) + "}" for column in zip(*rows, strict=True)]
+    return PreparedRollups(rows, literals)
+
+
 _PG_ROLLUP_UPSERT = (
     "INSERT INTO metric_rollups (series_id, resolution, bucket, min, max, sum, count) "
     "SELECT * FROM unnest(%s::int4[], %s::int4[], %s::int8[], %s::float8[], %s::float8[], "
@@ -358,22 +438,49 @@ _SQLITE_ROLLUP_UPSERT = (
 )
 
 
-async def upsert_rollups(session: AsyncSession, rows: Sequence[RollupRow]) -> None:
+async def upsert_rollups(
+    session: AsyncSession, rollups: PreparedRollups | Sequence[RollupRow]
+) -> None:
     """Fold aggregates into the stored buckets, all resolutions in one statement.
 
     PostgreSQL: one INSERT ... SELECT FROM unnest(arrays), one round trip
     whatever the row count. SQLite: one prepared upsert stepped per row
     (executemany), which costs no round trips in-process.
     """
-    if not rows:
+    if not isinstance(rollups, PreparedRollups):
+        rollups = prepare_rollups(session, rollups)
+    if not rollups.rows:
         return
     driver = await _driver(session)
-    if is_postgres(session):
+    if rollups.pg_params is not None:
         async with driver.cursor() as cursor:
-            await cursor.execute(_PG_ROLLUP_UPSERT, _pg_array_literals(rows))
+            await cursor.execute(_PG_ROLLUP_UPSERT, rollups.pg_params)
         return
-    async with driver.executemany(_SQLITE_ROLLUP_UPSERT, rows):
+    async with driver.executemany(_SQLITE_ROLLUP_UPSERT, rollups.rows):
         pass
+
+
+async def finish_ingest(
+    session: AsyncSession, last_seen: dict[tuple[int, str], float], rollups: PreparedRollups
+) -> set[int]:
+    """`touch_hosts` then `upsert_rollups`; on PostgreSQL both in one round trip.
+
+    Returns the host ids that matched, as `touch_hosts` does: the caller
+    rolls back when one is missing. Host rows are locked before rollup rows,
+    the same order as every other ingest and as `delete_host`, so
+    concurrent writers cannot deadlock on them.
+    """
+    if not is_postgres(session):
+        found = await touch_hosts(session, last_seen)
+        await upsert_rollups(session, rollups)
+        return found
+    driver = await _driver(session)
+    async with driver.cursor() as touch, driver.cursor() as upsert:
+        async with driver.pipeline():
+            await touch.execute(_PG_TOUCH, _pg_touch_params(last_seen))
+            if rollups.pg_params is not None:
+                await upsert.execute(_PG_ROLLUP_UPSERT, rollups.pg_params)
+        return {row[0] for row in await touch.fetchall()}
 
 
 # -- range queries --------------------------------------------------------------

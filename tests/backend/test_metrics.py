@@ -26,16 +26,23 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy import func, select
 
 from backend.config import Settings
 from backend.core import Core
 from backend.domain.errors import Forbidden, InvalidInput, NotFound
 from backend.domain.events import Event
-from backend.domain.monitoring import MAX_BATCH, PointIn, SeriesData
+from backend.domain.monitoring import (
+    MAX_BATCH,
+    PointIn,
+    SeriesData,
+    canonical_labels,
+    check_points,
+)
 from backend.domain.principal import Principal
 from backend.services.hosts import HostsService
-from backend.services.metrics import MetricsService
+from backend.services.metrics import PIECE, MetricsService
 from backend.storage import metrics as store
 from backend.storage.models import metric_points, metric_rollups
 from tests.backend.conftest import TEST_SECRET, Team
@@ -169,6 +176,130 @@ async def test_bad_input_is_refused_and_writes_nothing(core: Core, team: Team) -
         with pytest.raises(InvalidInput):
             await query(team.viewer, *args)
     assert await row_count(core, metric_points) == 1
+
+
+class ClosedPoint(PointIn):
+    """Like the API's body type: unknown fields are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _mostly(valid: st.SearchStrategy[Any], invalid: st.SearchStrategy[Any]) -> Any:
+    return st.integers(0, 9).flatmap(lambda n: valid if n else invalid)
+
+
+_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "host": _mostly(
+        st.sampled_from(["web-1", "db-2", " x ", "h" * 255, b"web-1"]),
+        st.sampled_from(["", "   ", "h" * 256, 7, None]),
+    ),
+    "metric": _mostly(
+        st.sampled_from(["cpu.percent", "load.1", "cpu.core.percent"]),
+        st.sampled_from(["no.such.metric", "", 1.5, None]),
+    ),
+    "labels": _mostly(
+        st.sampled_from([{}, {"core": "0"}, {"b": "2", "a": "1"}, {"k" * 64: "v" * 200}]),
+        st.sampled_from(
+            [
+                {"": "x"},
+                {"k" * 65: "v"},
+                {"k": "v" * 201},
+                {f"k{i}": "v" for i in range(17)},
+                {f"k{i}": "v" * 40 for i in range(12)},  # over 500 characters as JSON
+                {"k": 1},
+                "nope",
+                None,
+            ]
+        ),
+    ),
+    "ts": _mostly(
+        st.one_of(st.sampled_from([BASE, 0, 1e10 - 1, "17"]), st.floats(0, 1e10, exclude_max=True)),
+        st.one_of(st.sampled_from([-1.0, 1e10, math.inf, math.nan, "x", None]), st.floats()),
+    ),
+    "value": _mostly(
+        st.one_of(st.sampled_from([1.0, 1e18, -1e18, "2.5", True]), st.floats(-1e18, 1e18)),
+        st.one_of(st.sampled_from([1e19, math.nan, "x", None]), st.floats()),
+    ),
+}
+
+
+@st.composite
+def raw_points(draw: st.DrawFn) -> Any:
+    if draw(st.integers(0, 40)) == 0:
+        return draw(st.sampled_from([5, "point", None, [], PointIn(**GOOD)]))
+    raw = {name: draw(values) for name, values in _FIELDS.items() if draw(st.integers(0, 15))}
+    if draw(st.integers(0, 15)) == 0:
+        raw["extra"] = 1
+    return raw
+
+
+GOOD = {"host": "web-1", "metric": "cpu.percent", "ts": BASE, "value": 1.0}
+
+
+@settings(max_examples=400, deadline=None)
+@given(batch=st.lists(raw_points(), max_size=6), model=st.sampled_from([PointIn, ClosedPoint]))
+def test_check_points_accepts_and_refuses_exactly_what_the_model_does(
+    batch: list[Any], model: type[PointIn]
+) -> None:
+    strict: TypeAdapter[list[PointIn]] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    try:
+        expected = [vars(p) for p in strict.validate_python(batch)]
+    except ValidationError as error:
+        refused = error.errors(include_input=False, include_context=False)
+    else:
+        assert check_points(batch, model) == expected
+        return
+    with pytest.raises(ValidationError) as caught:
+        check_points(batch, model)
+    assert caught.value.errors(include_input=False, include_context=False) == refused
+
+
+@pytest.mark.asyncio
+async def test_large_batches_store_exactly_their_points(core: Core) -> None:
+    """Batches of several pieces mixing cached and new series (new hosts first
+    appearing in later pieces), label orders, repeated and unordered timestamps."""
+    system = Principal.system()
+    rng = random.Random(5)
+    first = [point("old", "load.1", BASE, 1.0), point("old", "load.5", BASE, 2.0, b="2", a="1")]
+    await core.metrics.ingest(system, first)
+    batch = list(first)
+    for n in range(3 * PIECE + 17):
+        host = rng.choice(["old", "old", f"new-{n // PIECE}", "late" if n > PIECE else "old"])
+        labels = rng.choice([{}, {"a": "1", "b": "2"}, {"b": "2", "a": "1"}])
+        metric = "load.5" if labels else rng.choice(["load.1", "cpu.percent"])
+        ts = BASE + rng.choice([rng.uniform(0, 7200), 60.0 * rng.randrange(120)])
+        batch.append(point(host, metric, ts, rng.uniform(-100, 100), **labels))
+    for ingested in (batch[2 : 2 + PIECE + 5], batch[2 + PIECE + 5 :]):
+        result = await core.metrics.ingest(system, ingested)
+        assert result.accepted == len(ingested)
+
+    expected: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for p in batch:
+        key = (p.host, p.metric, canonical_labels(p.labels))
+        expected.setdefault(key, []).append((p.ts, p.value))
+    listed = await core.metrics.series(system)
+    keys = {s.id: (s.host, s.metric, canonical_labels(s.labels)) for s in listed}
+    assert sorted(keys.values()) == sorted(expected)
+    async with core.db.reader() as session:
+        points = (await session.execute(select(metric_points))).all()
+        rollups = (await session.execute(select(metric_rollups))).all()
+    stored: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for sid, ts, value in points:
+        stored.setdefault(keys[sid], []).append((ts, value))
+    assert {k: sorted(v) for k, v in stored.items()} == {k: sorted(v) for k, v in expected.items()}
+
+    wanted: dict[tuple[int, int, int], list[float]] = {}
+    sids = {key: sid for sid, key in keys.items()}
+    for key, samples in expected.items():
+        for ts, value in samples:
+            for resolution in (60, 600, 3600):
+                bucket = int(ts // resolution) * resolution
+                wanted.setdefault((sids[key], resolution, bucket), []).append(value)
+    assert sorted((r.series_id, r.resolution, r.bucket) for r in rollups) == sorted(wanted)
+    for r in rollups:
+        values = wanted[r.series_id, r.resolution, r.bucket]
+        assert (r.min, r.max, r.count) == (min(values), max(values), len(values))
+        assert r.sum == pytest.approx(sum(values), rel=1e-9, abs=1e-9)
 
 
 # -- permissions ----------------------------------------------------------------
