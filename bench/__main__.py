@@ -1,6 +1,7 @@
 """`python -m bench SCENARIO [options]`: ingest, query, or another bench module.
 
-`ingest` and `query` (bench.metrics) take `--backend sqlite|postgres|both`.
+`ingest` and `query` (bench.metrics) take `--backend sqlite|postgres|both`;
+`ingest --http` pushes through a real server instead (bench.http_ingest).
 Any other scenario names a module of this package with a `main(argv)`
 (`python -m bench agent` runs bench.agent), which parses its own options.
 """
@@ -14,11 +15,16 @@ import sys
 
 from bench.metrics import BACKENDS, SCENARIOS
 
-OTHER_SCENARIOS = ("agent", "fanout")
+OTHER_SCENARIOS = ("agent", "api", "fanout")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["ingest"] and "--http" in args:
+        # Through a real server's POST /api/v1/metrics rather than the service.
+        from bench import http_ingest
+
+        return int(http_ingest.main([arg for arg in args[1:] if arg != "--http"]) or 0)
     if args and args[0] in OTHER_SCENARIOS:
         module = importlib.import_module(f"bench.{args[0]}")
         return int(module.main(args[1:]) or 0)
