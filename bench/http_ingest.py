@@ -49,6 +49,7 @@ from bench.api import (
     Server,
     http,
     machine_busy,
+    note_other_load,
     self_cpu,
     server,
     show_problems,
@@ -214,7 +215,9 @@ def _measure(pushers: list[Pusher], seconds: float, meter: CpuMeter) -> Figures:
     )
 
 
-def _run(args: argparse.Namespace, running: Server, env: dict[str, str], label: str) -> float:
+def _run(
+    args: argparse.Namespace, running: Server, env: dict[str, str], label: str, *, services: bool
+) -> float:
     token, _ = sign_in(running.url, env, ["metrics:write"])
     spec = PushSpec(running.url, args.hosts, args.batch, -(-args.batch // (args.hosts * 10)))
     start = time.time() - HISTORY
@@ -258,11 +261,7 @@ def _run(args: argparse.Namespace, running: Server, env: dict[str, str], label: 
         f"{statistics.median(run.p99 for run in runs) * 1000:.1f} ms; server {cpu:.2f} cores "
         f"({cpu / max(rate, 1) * 1e6:.2f} CPU-us per point); {failed} failed POSTs"
     )
-    if other > 0.2:
-        print(
-            f"note: other processes kept up to {other:.2f} cores busy during a run; "
-            "the figures understate this server"
-        )
+    note_other_load(other, services=services)
     return rate if failed == 0 else 0.0
 
 
@@ -301,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                     storage(pg, rd, tmp / "data") as env,
                     server(env, log_path, workers=args.workers, profile=profile) as running,
                 ):
-                    rate = _run(args, running, env, label)
+                    rate = _run(args, running, env, label, services=pg is not None)
             except (RuntimeError, subprocess.CalledProcessError, OSError) as error:
                 print(f"bench ingest --http: {error}", file=sys.stderr)
                 if isinstance(error, subprocess.CalledProcessError):

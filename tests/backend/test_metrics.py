@@ -302,6 +302,30 @@ async def test_large_batches_store_exactly_their_points(core: Core) -> None:
         assert r.sum == pytest.approx(sum(values), rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.asyncio
+async def test_concurrent_ingests_of_the_same_series_all_count(core: Core) -> None:
+    """Concurrent batches lock hosts, then rollups, in one order: none is lost."""
+    system = Principal.system()
+    hosts = [f"web-{n}" for n in range(6)]
+
+    def batch(offset: int) -> list[PointIn]:
+        pairs = [(h, m) for h in hosts for m in ("load.1", "load.5")]
+        return [point(h, m, BASE + offset + s, 1.0) for h, m in pairs for s in range(30)]
+
+    await core.metrics.ingest(system, batch(0))  # every series cached from here on
+    await asyncio.gather(*(core.metrics.ingest(system, batch(30 * n)) for n in range(1, 7)))
+    assert await row_count(core, metric_points) == 7 * len(batch(0))
+    async with core.db.reader() as session:
+        counts = select(metric_rollups.c.resolution, func.sum(metric_rollups.c.count)).group_by(
+            metric_rollups.c.resolution
+        )
+        assert dict((await session.execute(counts)).all()) == dict.fromkeys(
+            (60, 600, 3600), 7 * len(batch(0))
+        )
+    hosts_seen = {h.name: h.last_seen for h in await core.hosts.list(system)}
+    assert hosts_seen == dict.fromkeys(hosts, BASE + 6 * 30 + 29)
+
+
 # -- permissions ----------------------------------------------------------------
 
 
