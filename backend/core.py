@@ -21,6 +21,7 @@ from backend.services.audit import AuditService
 from backend.services.auth import AuthService
 from backend.services.context import ServiceContext
 from backend.services.crypto import Keys
+from backend.services.events import EventsService
 from backend.services.hosts import HostsService
 from backend.services.jobs import Jobs
 from backend.services.metrics import MetricsService
@@ -58,6 +59,7 @@ class Core:
         self.auth = AuthService(ctx, self.settings)
         self.api_keys = ApiKeysService(ctx)
         self.audit = AuditService(ctx)
+        self.events = EventsService(ctx)
         self.hosts = HostsService(ctx, self.settings)
         self.metrics = MetricsService(ctx, self.settings, self.hosts)
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from backend.domain.errors import InvalidInput
 from backend.domain.permissions import Role
+from backend.domain.principal import Principal
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 MIN_PASSWORD = 8
@@ -74,6 +75,17 @@ class MeView(BaseModel):
     role: Role | None
     permissions: list[str]
     kind: str
+
+
+def me_view(principal: Principal) -> MeView:
+    """What `GET /me` answers; shared so the embedded console answers the same."""
+    return MeView(
+        id=principal.user_id,
+        username=principal.name,
+        role=principal.role,
+        permissions=sorted(permission.value for permission in principal.permissions),
+        kind=principal.kind,
+    )
 
 
 class TokenPair(BaseModel):

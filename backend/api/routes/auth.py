@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, status
 from backend.api import errors
 from backend.api.deps import CoreDep, PrincipalDep, SourceDep, get_request_id
 from backend.api.schemas import LoginIn, RefreshIn
-from backend.domain.users import MeView, TokenPair
+from backend.domain.users import MeView, TokenPair, me_view
 
 router = APIRouter(tags=["auth"])
 
@@ -33,10 +33,4 @@ async def logout(core: CoreDep, principal: PrincipalDep) -> None:
 
 @router.get("/me", responses=errors.responses(401, 429))
 async def me(principal: PrincipalDep) -> MeView:
-    return MeView(
-        id=principal.user_id,
-        username=principal.name,
-        role=principal.role,
-        permissions=sorted(permission.value for permission in principal.permissions),
-        kind=principal.kind,
-    )
+    return me_view(principal)

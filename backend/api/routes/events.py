@@ -56,7 +56,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -67,9 +66,8 @@ from starlette.websockets import WebSocketState
 from backend.api.observability import ServerMetrics
 from backend.bus.base import BusMessage
 from backend.core import Core
-from backend.domain.errors import QuarterdeckError
-from backend.domain.events import Event, StreamReset, Topic
-from backend.domain.permissions import Permission
+from backend.domain.errors import Forbidden, InvalidInput, QuarterdeckError
+from backend.domain.events import Event, StreamReset
 from backend.domain.principal import Principal
 
 router = APIRouter(tags=["events"])
@@ -88,18 +86,6 @@ class _Unavailable(Exception):
     """The database or Redis could not be asked who the client is."""
 
 
-TOPIC_PERMISSIONS: dict[str, Permission] = {
-    Topic.METRICS: Permission.METRICS_READ,
-    Topic.HOSTS: Permission.HOSTS_READ,
-    Topic.ALERTS: Permission.ALERTS_READ,
-    Topic.USERS: Permission.USERS_READ,
-    Topic.SETTINGS: Permission.SETTINGS_READ,
-    Topic.AUDIT: Permission.AUDIT_READ,
-}
-
-_EVENT_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
-"""Memory bus ids ("42") and Redis stream ids ("1700000000000-0"); bounded, so a
-`since` echoed in a close reason stays under the protocol's 123 bytes."""
 _RESET = json.dumps({"type": "reset"})
 _GONE = (WebSocketDisconnect, OSError, RuntimeError)
 """What sending to or reading from a client that has gone raises (Starlette
@@ -192,18 +178,6 @@ async def _authenticate(websocket: WebSocket, core: Core, wait: float) -> Princi
         raise _Unavailable from None
 
 
-def _topics(requested: str, principal: Principal) -> tuple[list[str] | None, int, str]:
-    """The topics to stream, or None with the close code and reason."""
-    wanted = [topic for topic in requested.split(",") if topic] or list(TOPIC_PERMISSIONS)
-    unknown = [topic for topic in wanted if topic not in TOPIC_PERMISSIONS]
-    if unknown:
-        return None, CLOSE_BAD_REQUEST, f"unknown topics: {', '.join(unknown)}"[:120]
-    allowed = [topic for topic in wanted if principal.can(TOPIC_PERMISSIONS[topic])]
-    if not allowed:
-        return None, CLOSE_FORBIDDEN, "no permission for these topics"
-    return allowed, 0, ""
-
-
 @router.websocket("/events")
 async def events(websocket: WebSocket, topics: str = "", since: str | None = None) -> None:
     """Live events with resume (`since`); the protocol is in this module's docstring."""
@@ -219,25 +193,29 @@ async def events(websocket: WebSocket, topics: str = "", since: str | None = Non
     if principal is None:
         await _close(websocket, CLOSE_UNAUTHENTICATED, "authentication required")
         return
-    allowed, code, reason = _topics(topics, principal)
-    if allowed is None:
-        await _close(websocket, code, reason)
-        return
-    if since is not None and not _EVENT_ID.fullmatch(since):
-        await _close(websocket, CLOSE_BAD_REQUEST, "since is not an event id")
-        return
-    bus = core.ctx.bus
+    requested = [topic for topic in topics.split(",") if topic]
     try:
-        # An explicit start even without `since`, so the client can resume from
-        # it before its first event. "0" precedes every id of both buses.
-        start = since if since is not None else (await bus.last_id() or "0")
+        subscription = await core.events.subscribe(principal, requested, since)
+    except InvalidInput as error:
+        await _close(websocket, CLOSE_BAD_REQUEST, error.message[:120])
+        return
+    except Forbidden as error:
+        await _close(websocket, CLOSE_FORBIDDEN, error.message[:120])
+        return
     except Exception:
         log.exception("event stream: the bus is unreachable")
         await _close(websocket, CLOSE_SERVER_ERROR, "event bus unavailable; reconnect")
         return
     metrics.websockets.inc()
     try:
-        await _stream(websocket, bus.subscribe(allowed, start), allowed, start, options, metrics)
+        await _stream(
+            websocket,
+            subscription.messages,
+            subscription.topics,
+            subscription.since,
+            options,
+            metrics,
+        )
     finally:
         metrics.websockets.dec()
 

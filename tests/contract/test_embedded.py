@@ -1,0 +1,77 @@
+"""The embedded backend's thread: the caller's loop keeps running whatever the core does."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from contextlib import aclosing
+
+import pytest
+
+from console.client.local import LocalClient
+from console.client.types import ConnectionState, Event
+from tests.conftest import PASSWORD, Backend
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_slow_backend_call_does_not_block_the_callers_loop(backend: Backend) -> None:
+    client = await LocalClient.open(backend.settings)
+    try:
+
+        async def stall_the_backend_loop() -> str:
+            time.sleep(0.6)  # noqa: ASYNC251 - holds the backend loop, as a slow query would
+            return "done"
+
+        ticks: list[float] = []
+
+        async def tick() -> None:
+            while True:
+                ticks.append(time.perf_counter())
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        started = time.perf_counter()
+        assert await client.backend_call(lambda _core: stall_the_backend_loop()) == "done"
+        elapsed = time.perf_counter() - started
+        ticker.cancel()
+        assert elapsed >= 0.6
+        during = [t for t in ticks if t <= started + elapsed]
+        gaps = [b - a for a, b in itertools.pairwise(during)]
+        assert len(during) > 20
+        assert max(gaps) < 0.2
+    finally:
+        await client.close()
+    assert client.status.state is ConnectionState.OFFLINE
+
+
+async def test_events_cross_the_bridge_and_stop_when_cancelled(backend: Backend) -> None:
+    client = await LocalClient.open(backend.settings)
+    try:
+        await client.create_first_admin(username="ada", password=PASSWORD)
+        received: list[Event] = []
+        subscribed = asyncio.Event()
+        arrived = asyncio.Event()
+
+        async def read() -> None:
+            async with aclosing(client.events(["users"])) as stream:
+                subscribed.set()
+                async for message in stream:
+                    assert isinstance(message, Event)
+                    received.append(message)
+                    arrived.set()
+
+        reader = asyncio.create_task(read())
+        await subscribed.wait()
+        await asyncio.sleep(0.2)  # the subscription is opened at the first read
+        await client.create_user(username="otto", password=PASSWORD, role="operator")
+        async with asyncio.timeout(10):
+            await arrived.wait()
+        assert received[0].topic == "users"
+        assert received[0].data["user"]["username"] == "otto"
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+    finally:
+        await client.close()
