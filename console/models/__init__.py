@@ -1,0 +1,1 @@
+"""Qt item models fed by the client, for the panels' tables. They import no `backend`."""

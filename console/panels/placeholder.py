@@ -1,0 +1,46 @@
+"""The page shown where a panel is not built yet, or failed to build."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from console import theme
+
+
+class PlaceholderPanel(QWidget):
+    """A centred icon, title and message. Holds no client: nothing to load, nothing to stop."""
+
+    def __init__(
+        self, title: str, message: str, icon: str = "placeholder", parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("PlaceholderPanel")
+        self._icon_name = icon
+        self._icon = QLabel(self)
+        self._icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._title = QLabel(title, self)
+        self._title.setObjectName("PlaceholderTitle")
+        self._title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._message = QLabel(message, self)
+        self._message.setObjectName("Muted")
+        self._message.setWordWrap(True)
+        self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._message.setMaximumWidth(460)
+        self._message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.addStretch(2)
+        layout.addWidget(self._icon)
+        layout.addWidget(self._title)
+        layout.addWidget(self._message, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(3)
+        self._draw_icon()
+        manager = theme.manager()
+        if manager is not None:
+            manager.changed.connect(self._draw_icon)
+
+    def message(self) -> str:
+        return self._message.text()
+
+    def _draw_icon(self, *_: object) -> None:
+        self._icon.setPixmap(theme.icon(self._icon_name).pixmap(QSize(56, 56)))

@@ -1,0 +1,1 @@
+"""Reusable widgets: status indicators, dialogs, charts. They import no `backend`."""

@@ -1,0 +1,148 @@
+"""Console tests: pytest-qt offscreen, coroutines on the qasync loop, nothing leaks.
+
+- Async tests (`@pytest.mark.asyncio`) run on a qasync QEventLoop, the loop
+  the app runs on (pytest-asyncio's `pytest_asyncio_loop_factories` hook;
+  QT-NOTES: never block on `qtbot.wait` inside them, use `until`).
+- QSettings write to the test's own directory, the keychain is an
+  in-memory backend (DESIGN: tests install one), so no test touches the
+  person's real profiles or keychain.
+- Every error `console.reporting` shows is collected; one that is not a
+  `QuarterdeckError` (a bug) fails the test, as would an uncaught exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import keyring
+import keyring.backend
+import pytest
+import qasync
+from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtWidgets import QApplication, QWidget
+
+from backend.config import Settings
+from console import reporting, theme
+from console.client.errors import QuarterdeckError
+from tests.conftest import TEST_SECRET
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+T = TypeVar("T")
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Run this directory's async tests on the app's loop: qasync over the QApplication."""
+
+    def qasync_loop() -> asyncio.AbstractEventLoop:
+        app = QApplication.instance() or QApplication([])
+        loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
+        return loop
+
+    return {"qasync": qasync_loop}
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """A keychain that lives and dies with the test."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.entries.pop((service, username), None) is None:
+            raise keyring.errors.PasswordDeleteError(username)
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture(autouse=True)
+def qt_settings(tmp_path: Path) -> Path:
+    """QSettings() of every test: INI files in the test's directory."""
+    folder = tmp_path / "settings"
+    QCoreApplication.setOrganizationName("QuarterdeckTests")
+    QCoreApplication.setApplicationName("Quarterdeck")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    return folder
+
+
+@pytest.fixture
+def app(qapp: QApplication) -> Iterator[QApplication]:
+    """The QApplication, themed as the console themes it; top-level windows closed after."""
+    theme.install(qapp)
+    yield qapp
+    for widget in QApplication.topLevelWidgets():
+        widget.close()
+        widget.deleteLater()
+    QApplication.processEvents()
+
+
+@pytest.fixture(autouse=True)
+def reported() -> Iterator[list[BaseException]]:
+    """Errors shown to the user during the test; bugs among them fail it."""
+    errors: list[BaseException] = []
+    remove = reporting.add_listener(errors.append)
+    yield errors
+    remove()
+    bugs = [error for error in errors if not isinstance(error, QuarterdeckError)]
+    if bugs:
+        raise AssertionError(f"the console reported unexpected errors: {bugs!r}") from bugs[0]
+
+
+@pytest.fixture
+def embedded_settings(tmp_path: Path, sqlite_template: Path) -> Settings:
+    """A fresh embedded backend in the test's directory, already migrated, no background jobs."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(sqlite_template, data / "quarterdeck.db")
+    return Settings(
+        data_dir=data,
+        secret_key=TEST_SECRET,
+        run_jobs=False,
+        collect_local=False,
+        live_events=False,
+    )
+
+
+async def until(
+    predicate: Callable[[], T | None], *, within: float = 15.0, what: str = "the condition"
+) -> T:
+    """Poll `predicate` on the running loop until it is truthy; return its value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def find_window(kind: type[T]) -> T | None:
+    """The visible top-level widget of `kind`, if any."""
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, kind) and isinstance(widget, QWidget) and widget.isVisible():
+            return widget
+    return None
