@@ -260,9 +260,10 @@ class RedisBus:
                     await ring.grown(end)  # our reader has not got there yet
                     continue
             # Not retained here or in the stream, or never issued by it: start
-            # from now and tell the client to reload state.
+            # from now (the stream's newest: the ring's reader may lag) and tell
+            # the client to reload state, which covers everything up to now.
             lost = cursor.last_id
-            cursor = ring.at_end()
+            cursor = Cursor(ring.end, await self.last_id() or _ORIGIN)
             yield StreamReset(lost)
 
     async def ping(self) -> None:
