@@ -195,12 +195,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace, _out: TextIO) -> int
     return EXIT_OK
 
 
-def cmd_console(_settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
-    out.write(
-        "The Quarterdeck desktop console is not built yet (it is the next milestone).\n"
-        "The backend works today: see `quarterdeck --help` for its commands.\n"
-    )
-    return EXIT_FAILED
+def cmd_help(_settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
+    """No command: list the commands. (The `quarterdeck` script opens the desktop console
+    instead, in `console.launcher`; the backend knows nothing of the console.)"""
+    build_parser().print_help(out)
+    return EXIT_USAGE
 
 
 # -- parsing ---------------------------------------------------------------------
@@ -209,9 +208,11 @@ def cmd_console(_settings: Settings, _args: argparse.Namespace, out: TextIO) -> 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="quarterdeck",
-        description="Quarterdeck operations console. With no command, opens the desktop console.",
+        description=(
+            "Quarterdeck's command line. `quarterdeck` without a command opens the desktop console."
+        ),
     )
-    parser.set_defaults(handler=cmd_console)
+    parser.set_defaults(handler=cmd_help)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     db = commands.add_parser("db", help="database schema").add_subparsers(

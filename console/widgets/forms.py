@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -183,4 +184,5 @@ async def wait_closed(dialog: QDialog) -> bool:
     try:
         return await done == QDialog.DialogCode.Accepted.value
     finally:
-        dialog.finished.disconnect(finished)
+        if shiboken6.isValid(dialog):
+            dialog.finished.disconnect(finished)

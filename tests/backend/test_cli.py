@@ -94,14 +94,16 @@ def create_user(monkeypatch: pytest.MonkeyPatch, username: str, role: str, stdin
 # -- start-up --------------------------------------------------------------------
 
 
-def test_no_arguments_says_the_console_is_not_built_yet(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_no_command_lists_the_commands(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # `quarterdeck` alone opens the console (console.launcher, tests/console/test_launcher.py);
+    # the backend's own entry point without a command shows what it can do.
     _clean_environment(monkeypatch)
     monkeypatch.setenv("QUARTERDECK_DATA_DIR", str(tmp_path))
     code, out = run()
-    assert code == 1
-    assert "console is not built yet" in out
+    assert code == 2
+    assert "opens the desktop console" in " ".join(out.split())
+    for command in ("db", "user", "audit", "settings", "serve", "agent"):
+        assert command in out
 
 
 def test_bad_configuration_is_one_clear_line(

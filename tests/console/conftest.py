@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -36,12 +37,19 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 T = TypeVar("T")
 
 
+_LOOPS: list[asyncio.AbstractEventLoop] = []
+"""Every qasync loop made, kept until the run ends: a closed loop's timer QObject left to
+the garbage collector may be collected on the backend thread, where Qt cannot unregister
+its timers (see tests/contract/conftest.py, where this was found)."""
+
+
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
     """Run this directory's async tests on the app's loop: qasync over the QApplication."""
 
     def qasync_loop() -> asyncio.AbstractEventLoop:
         app = QApplication.instance() or QApplication([])
         loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
+        _LOOPS.append(loop)
         return loop
 
     return {"qasync": qasync_loop}
@@ -91,11 +99,17 @@ def qt_settings(tmp_path: Path) -> Path:
 def app(qapp: QApplication) -> Iterator[QApplication]:
     """The QApplication, themed as the console themes it; top-level windows closed after."""
     theme.install(qapp)
+    # As in the app: closing the last window must not quit, which would stop the qasync loop.
+    qapp.setQuitOnLastWindowClosed(False)
     yield qapp
     for widget in QApplication.topLevelWidgets():
         widget.close()
         widget.deleteLater()
     QApplication.processEvents()
+    # Collect the test's reference cycles now, on the Qt thread: a QObject collected later
+    # by a collection that happens to run on a backend thread is destroyed there, which Qt
+    # refuses ("Timers cannot be stopped from another thread") or crashes on.
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)
