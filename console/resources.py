@@ -24,7 +24,14 @@ def resource_dir() -> Path:
         frozen = Path(bundle) / "resources"
         if frozen.is_dir():
             return frozen
-    return Path(str(importlib_resources.files("resources")))
+    try:
+        return Path(str(importlib_resources.files("resources")))
+    except ModuleNotFoundError:
+        # An editable install made before `resources` became a package: the source tree.
+        source = Path(__file__).resolve().parent.parent / "resources"
+        if source.is_dir():
+            return source
+        raise
 
 
 def resource_path(*parts: str) -> Path:
