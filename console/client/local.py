@@ -105,19 +105,36 @@ class _Embedded:
         return me_view(await self.principal())
 
     async def principal(self) -> Principal:
-        """Who is acting now, from the current access token, renewed first when due."""
+        """Who is acting now, from the current access token.
+
+        The token is renewed first when due, and once more when it is
+        refused while the refresh token still holds, as `RemoteClient` does
+        on a 401, so both modes end a session at the same moments.
+        """
         tokens = self.tokens
         if tokens is None:
             raise Unauthenticated(SIGNED_OUT)
         if tokens.due():
-            async with self._renewing:
-                if self.tokens is tokens:  # nobody renewed it while we waited
-                    pair = await self.core.auth.refresh(tokens.refresh, source="local")
-                    self.tokens = Tokens.issued(pair)
-                tokens = self.tokens
-                if tokens is None:
-                    raise Unauthenticated(SIGNED_OUT)
+            tokens = await self._renew(tokens)
+        try:
+            return await self.core.auth.authenticate(tokens.access)
+        except Unauthenticated:
+            tokens = await self._renew(tokens)
         return await self.core.auth.authenticate(tokens.access)
+
+    async def _renew(self, seen: Tokens) -> Tokens:
+        """Rotate the refresh token once, however many calls found `seen` stale."""
+        async with self._renewing:
+            if self.tokens is seen:
+                try:
+                    pair = await self.core.auth.refresh(seen.refresh, source="local")
+                except Unauthenticated:
+                    self.tokens = None
+                    raise
+                self.tokens = Tokens.issued(pair)
+            if self.tokens is None:
+                raise Unauthenticated(SIGNED_OUT)
+            return self.tokens
 
     async def sign_out(self) -> None:
         if self.tokens is None:

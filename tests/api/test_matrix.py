@@ -349,6 +349,7 @@ MATRIX: list[Row] = [
     ),
     Row("GET /api/v1/metrics/query", _query, access(200, *READERS, "metrics_reader")),
     Row("GET /api/v1/audit", _fixed("GET", "/api/v1/audit"), access(200, *STAFF)),
+    Row("GET /api/v1/audit/verify", _fixed("GET", "/api/v1/audit/verify"), access(200, *STAFF)),
     Row("GET /healthz", _fixed("GET", "/healthz"), open_to_all(200)),
     Row("GET /readyz", _fixed("GET", "/readyz"), open_to_all(200)),
     Row("GET /metrics", _fixed("GET", "/metrics"), open_to_all(200), variant="Prometheus"),

@@ -10,16 +10,24 @@ directory only).
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
+from backend.config import Settings
+from backend.core import Core
+from backend.domain.principal import Principal
 from console.client.local import LocalClient
 from console.client.protocol import Client
+from console.client.remote import RemoteClient
+from console.client.remote_events import Backoff
+from tests.api.server import RunningServer, running_server
 from tests.conftest import PASSWORD, Backend
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -56,41 +64,96 @@ class Harness:
     kind: str
     backend: Backend
     client: Client
-    ingest_points: Callable[[list[dict[str, Any]]], Any]
+    ingest_points: Callable[[list[dict[str, Any]]], Awaitable[None]]
     """Push metric points as an agent would (through the core or the API)."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    server: RunningServer | None = None
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "remote"])
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture
+def server(kind: str, backend: Backend) -> Iterator[RunningServer | None]:
+    """For RemoteClient, a real server over the backend; None for LocalClient."""
+    if kind == "local":
+        yield None
+        return
+    with running_server(backend.settings) as running:
+        yield running
+
+
+async def open_client(backend: Backend, server: RunningServer | None) -> Client:
+    if server is None:
+        return await LocalClient.open(backend.settings, ping_interval=0.5)
+    return RemoteClient(server.url, ping_interval=0.5, backoff=FAST)
+
+
+FAST = Backoff(first=0.05, most=0.5)
+"""Reconnection delays for tests: the behaviour without the waiting."""
+
+
 @pytest_asyncio.fixture
-async def fresh(kind: str, backend: Backend) -> AsyncIterator[Client]:
+async def fresh(backend: Backend, server: RunningServer | None) -> AsyncIterator[Client]:
     """A client to a backend with no user at all, not signed in."""
-    client = await LocalClient.open(backend.settings)
+    client = await open_client(backend, server)
     try:
         yield client
     finally:
         await client.close()
 
 
+def _seed_admin(settings: Settings) -> None:
+    """The first admin, made on the server's side as `quarterdeck user create` does."""
+
+    async def run() -> None:
+        async with Core.open(settings.model_copy(update={"live_events": False})) as core:
+            await core.users.create_first_admin(username="ada", password=PASSWORD)
+
+    asyncio.run(run())
+
+
 @pytest_asyncio.fixture
-async def harness(kind: str, backend: Backend) -> AsyncIterator[Harness]:
+async def harness(backend: Backend, server: RunningServer | None) -> AsyncIterator[Harness]:
     """A client signed in as the admin "ada", on a backend with only her account."""
-    local = await LocalClient.open(backend.settings)
+    client = await open_client(backend, server)
     try:
-        await local.create_first_admin(username="ada", password=PASSWORD)
+        if isinstance(client, LocalClient):
+            local = client
+            await local.create_first_admin(username="ada", password=PASSWORD)
 
-        async def ingest(points: list[dict[str, Any]]) -> None:
-            from backend.domain.principal import Principal
+            async def ingest(points: list[dict[str, Any]]) -> None:
+                await local.backend_call(
+                    lambda core: core.metrics.ingest(Principal.system(), points)
+                )
 
-            await local.backend_call(lambda core: core.metrics.ingest(Principal.system(), points))
+        else:
+            assert server is not None
+            url = server.url
+            await asyncio.to_thread(_seed_admin, backend.settings)
+            await client.sign_in("ada", PASSWORD)
 
-        yield Harness(kind, backend, local, ingest)
+            async def ingest(points: list[dict[str, Any]]) -> None:
+                async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+                    login = await http.post(
+                        "/api/v1/auth/login", json={"username": "ada", "password": PASSWORD}
+                    )
+                    token = login.raise_for_status().json()["access_token"]
+                    pushed = await http.post(
+                        "/api/v1/metrics",
+                        json={"points": points},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    pushed.raise_for_status()
+
+        yield Harness(client_kind(client), backend, client, ingest, server)
     finally:
-        await local.close()
+        await client.close()
+
+
+def client_kind(client: Client) -> str:
+    return "local" if client.embedded else "remote"
 
 
 @pytest.fixture

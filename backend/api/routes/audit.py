@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from backend.api import errors
 from backend.api.deps import CoreDep, PrincipalDep
 from backend.api.schemas import MAX_ID
-from backend.domain.audit import AuditPage
+from backend.domain.audit import AuditPage, AuditVerification
 
 router = APIRouter(tags=["audit"])
 
@@ -36,3 +36,10 @@ async def list_audit(
         before_id=before_id,
         limit=limit,
     )
+
+
+@router.get("/audit/verify", responses=errors.responses(401, 403, 429))
+async def verify_audit(core: CoreDep, principal: PrincipalDep) -> AuditVerification:
+    """Walk the hash chain, as `quarterdeck audit verify` does; `ok` false names the
+    first entry that was edited or whose predecessor was deleted."""
+    return await core.audit.verify(principal)
