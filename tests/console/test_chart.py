@@ -268,3 +268,44 @@ def test_sparkline_draws_the_recent_trend(qtbot: QtBot) -> None:
         and image.pixelColor(x, y).alpha() > 200
     ]
     assert len(near) > 60  # a line across the cell
+
+
+def test_bands_move_with_the_data_when_panned(chart: LiveChart, qtbot: QtBot) -> None:
+    chart.set_range(RangePreset.H24)
+    # A wide band for the first half of the day, nothing in the second.
+    chart.set_buckets("cpu", _buckets(NOW - 86_400, 144, 300, avg=50.0, spread=30.0), 300)
+    chart.flush()
+
+    def tinted(ts: float) -> bool:
+        image = chart.grab().toImage()
+        return _pixel(image, _plot_point(chart, ts, 70.0)).saturation() > 40
+
+    edge = NOW - 86_400 + 144 * 300  # where the band ends
+    assert tinted(edge - 3_600)
+    assert not tinted(edge + 3_600)
+    chart.set_window(NOW - 86_400 - 7_200, NOW - 7_200)  # pan two hours back
+    assert tinted(edge - 3_600)
+    assert not tinted(edge + 3_600)
+    assert chart.preset is None
+
+
+def test_the_chart_follows_the_console_theme(app: QApplication, qtbot: QtBot) -> None:
+    from console import theme
+
+    manager = theme.install(app)
+    manager.set_theme(theme.Theme.LIGHT)
+    widget = LiveChart(PERCENT, clock=lambda: NOW)
+    qtbot.addWidget(widget)
+    widget.resize(600, 300)
+    widget.show()
+    corner = QPoint(widget.width() // 2, widget.height() // 2)
+
+    def background() -> QColor:
+        return _pixel(widget.grab().toImage(), corner)
+
+    try:
+        assert background().lightness() > 200
+        manager.set_theme(theme.Theme.DARK)
+        qtbot.waitUntil(lambda: background().lightness() < 60, timeout=2_000)
+    finally:
+        manager.set_theme(None)  # follow the OS again, as other tests expect

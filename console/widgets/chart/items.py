@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyqtgraph as pg
@@ -104,14 +105,51 @@ class GridLayer(_ViewLayer):
             painter.drawLines(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class _Raster:
+    """Bands rasterised for `[x0, x1]`, wider than the view so that a pan only blits."""
+
+    image: QImage | None
+    """None when no band has a pixel here: nothing to draw."""
+    pixels: Pixels | None
+    """The memory `image` shares; kept alive with it."""
+    width: int
+    x0: float
+    x1: float
+    y_range: tuple[float, float]
+    size: tuple[int, int]
+    """The view's size in device pixels when rasterised."""
+    ratio: float
+
+    def covers(
+        self, view: tuple[float, float, float, float], size: tuple[int, int], ratio: float
+    ) -> bool:
+        """Whether this holds `view` (x0, x1, y0, y1) at its scale: a pan within the margins."""
+        x0, x1, y0, y1 = view
+        if self.size != size or self.ratio != ratio or self.y_range != (y0, y1):
+            return False
+        if x0 < self.x0 or x1 > self.x1:
+            return False
+        scale = self.width / (self.x1 - self.x0)
+        return abs(scale * (x1 - x0) - size[0]) < 0.01
+
+
 class BandLayer(_ViewLayer):
-    """Every series' min/max band, rasterised into one image (see `bands`)."""
+    """Every series' min/max band, rasterised into one image (see `bands`).
+
+    The image spans up to one view width (at most `PAN_MARGIN` pixels) either
+    side of the view: panning then blits another part of it; only new data, a
+    zoom, a change of value range or a pan past the margin rasterises again.
+    """
+
+    PAN_MARGIN = 1024
 
     def __init__(self, view_box: Any) -> None:
         super().__init__(view_box, z=-10)
         self._bands: Sequence[tuple[tuple[int, int, int, int], Display]] = ()
-        self._pixels: Pixels | None = None
-        self._image: QImage | None = None
+        self._raster: _Raster | None = None
+        self.rasterized = 0
+        """How many times the bands were rasterised (tests and benchmarks read it)."""
         self.attach()
 
     def set_bands(self, bands: Sequence[tuple[QColor, Display]]) -> None:
@@ -123,7 +161,8 @@ class BandLayer(_ViewLayer):
         self.invalidate()
 
     def invalidate(self) -> None:
-        self._image = None
+        """The data changed: rasterise on the next paint."""
+        self._raster = None
         self.update()
 
     def paint(
@@ -131,22 +170,39 @@ class BandLayer(_ViewLayer):
     ) -> None:
         if not self._bands:
             return
-        if self._image is None:
-            ratio = painter.device().devicePixelRatioF() if painter.device() else 1.0
-            width = math.ceil(self._rect.width() * ratio)
-            height = math.ceil(self._rect.height() * ratio)
-            x0, x1, y0, y1 = self._view()
-            self._pixels = rasterize(self._bands, (x0, x1), (y0, y1), width, height)
-            image = QImage(
-                self._pixels.data,
-                width,
-                height,
-                4 * width,
-                QImage.Format.Format_ARGB32_Premultiplied,
-            )
-            image.setDevicePixelRatio(ratio)
-            self._image = image  # shares self._pixels' memory, kept alive with it
-        painter.drawImage(self._rect.topLeft(), self._image)
+        device = painter.device()
+        ratio = device.devicePixelRatioF() if device is not None else 1.0
+        size = (math.ceil(self._rect.width() * ratio), math.ceil(self._rect.height() * ratio))
+        view = self._view()
+        x0, x1 = view[0], view[1]
+        if size[0] <= 0 or size[1] <= 0 or x1 <= x0:
+            return
+        raster = self._raster
+        if raster is None or not raster.covers(view, size, ratio):
+            raster = self._raster = self._rasterize(view, size, ratio)
+        if raster.image is None:
+            return
+        scale = raster.width / (raster.x1 - raster.x0)
+        offset = round((x0 - raster.x0) * scale)
+        source = QRectF(offset, 0, size[0], size[1])
+        painter.drawImage(self._rect, raster.image, source)
+
+    def _rasterize(
+        self, view: tuple[float, float, float, float], size: tuple[int, int], ratio: float
+    ) -> _Raster:
+        x0, x1, y0, y1 = view
+        width, height = size
+        margin = min(width, self.PAN_MARGIN)
+        seconds_per_pixel = (x1 - x0) / width
+        left, right = x0 - margin * seconds_per_pixel, x1 + margin * seconds_per_pixel
+        total = width + 2 * margin
+        pixels = rasterize(self._bands, (left, right), (y0, y1), total, height)
+        self.rasterized += 1
+        if pixels is None:
+            return _Raster(None, None, total, left, right, (y0, y1), size, ratio)
+        premultiplied = QImage.Format.Format_ARGB32_Premultiplied
+        image = QImage(pixels.data, total, height, 4 * total, premultiplied)
+        return _Raster(image, pixels, total, left, right, (y0, y1), size, ratio)
 
 
 def _cosmetic(color: QColor) -> QPen:

@@ -44,6 +44,8 @@ from console.widgets.chart.units import ValueFormat
 CROSSHAIR_MAX_SERIES = 12
 """Lines in the crosshair label before the rest are summarised as "+N more"."""
 _DASH = "\u2013"
+_LEGEND_ENTRY_WIDTH = 110
+"""Pixels per legend entry when laying the legend out in columns."""
 _SNAP_PIXELS = 8
 """How far (in pixels) the nearest point may be from the cursor to be reported."""
 
@@ -146,6 +148,7 @@ class LiveChart(QWidget):
         vb.sigXRangeChanged.connect(self._on_x_range)
         vb.sigYRangeChanged.connect(self._on_y_range)
         vb.sigResized.connect(self._on_x_range)
+        vb.sigResized.connect(self._fit_legend)
         self._vb = vb
         self._grid = GridLayer(vb, self._time_axis, self._axis)
         self._bands = BandLayer(vb)
@@ -210,12 +213,12 @@ class LiveChart(QWidget):
         )
         self._plot.addItem(curve, ignoreBounds=True)
         self._legend.addItem(curve, html.escape(label or key))
-        self._legend.setColumnCount(min(4, max(1, len(self._series) + 1)))
         buffer = SeriesBuffer(max_live=self._max_live, live_interval=self._live_interval)
         series = _Series(key, label or key, index, buffer, curve)
         # Hiding a curve from its legend entry hides its band too.
         curve.visibleChanged.connect(self._update_bands)
         self._series[key] = series
+        self._fit_legend()
 
     def remove_series(self, key: str) -> None:
         series = self._series.pop(key, None)
@@ -375,12 +378,20 @@ class LiveChart(QWidget):
         start, end = self.visible_range()
         self.range_requested.emit(start, end, self.plot_pixel_width())
 
+    def _fit_legend(self, *_: object) -> None:
+        """As many legend columns as fit the plot's width, so 32 series take 4 rows, not 8."""
+        per_row = max(1, int(float(self._vb.width()) // _LEGEND_ENTRY_WIDTH))
+        columns = max(1, min(len(self._series), per_row))
+        if columns != self._legend.columnCount:
+            self._legend.setColumnCount(columns)
+
     def _on_x_range(self, *_: object) -> None:
         self._update_y_range()
         self._on_y_range()
 
     def _on_y_range(self, *_: object) -> None:
-        self._bands.invalidate()
+        # Repaint only: the band layer decides whether its raster still covers the view.
+        self._bands.update()
         self._grid.update()
 
     def _update_bands(self) -> None:
@@ -416,10 +427,14 @@ class LiveChart(QWidget):
         low = min(low, 0.0)
         if high <= low:
             high = low + 1.0
-        current = self._vb.viewRange()[1]
-        target = (low, high + (high - low) * 0.06)
-        if abs(current[0] - target[0]) > 1e-9 or abs(current[1] - target[1]) > 1e-9:
-            self._vb.setYRange(*target, padding=0)
+        # Hysteresis: keep the range while the data fills 60-100 % of it, so a pan or a
+        # new point does not rescale the axis (and rasterise the bands) every frame.
+        current_low, current_high = (float(v) for v in self._vb.viewRange()[1])
+        if current_low == low and high <= current_high:
+            filled = (high - low) / (current_high - current_low)
+            if filled >= 0.6:
+                return
+        self._vb.setYRange(low, high + (high - low) * 0.06, padding=0)
 
     def _visible_series(self) -> Iterable[_Series]:
         return (s for s in self._series.values() if s.curve.isVisible())
