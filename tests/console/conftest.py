@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 import keyring
 import keyring.backend
 import pytest
-import qasync
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -31,28 +30,16 @@ from backend.config import Settings
 from console import reporting, theme
 from console.client.errors import QuarterdeckError
 from tests.conftest import TEST_SECRET
+from tests.qtloop import new_qasync_loop
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 T = TypeVar("T")
 
 
-_LOOPS: list[asyncio.AbstractEventLoop] = []
-"""Every qasync loop made, kept until the run ends: a closed loop's timer QObject left to
-the garbage collector may be collected on the backend thread, where Qt cannot unregister
-its timers (see tests/contract/conftest.py, where this was found)."""
-
-
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
-    """Run this directory's async tests on the app's loop: qasync over the QApplication."""
-
-    def qasync_loop() -> asyncio.AbstractEventLoop:
-        app = QApplication.instance() or QApplication([])
-        loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
-        _LOOPS.append(loop)
-        return loop
-
-    return {"qasync": qasync_loop}
+    """Run this directory's async tests on a qasync loop over the Qt event loop, as the app does."""
+    return {"qasync": new_qasync_loop}
 
 
 class MemoryKeyring(keyring.backend.KeyringBackend):

@@ -29,32 +29,14 @@ from console.client.remote import RemoteClient
 from console.client.remote_events import Backoff
 from tests.api.server import RunningServer, running_server
 from tests.conftest import PASSWORD, Backend
+from tests.qtloop import new_qasync_loop
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-_LOOPS: list[Any] = []
-"""Every qasync loop made, kept alive until the run ends.
-
-A closed loop's timer object is a Python-owned QObject in a reference cycle;
-left to the garbage collector, it may be destroyed by a collection that runs
-on another thread (the backend's, the server's), where Qt cannot unregister
-its timers, and a later timer event then reaches freed memory (a segfault
-in `QTimerInfoList::activateTimers`). Kept here, it never is."""
-
-
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
-    """Run every contract test on a qasync loop over the Qt event loop, as the app does."""
-    import qasync
-    from PySide6.QtWidgets import QApplication
-
-    def qasync_loop() -> qasync.QEventLoop:
-        app = QApplication.instance() or QApplication([])
-        loop = qasync.QEventLoop(app)
-        _LOOPS.append(loop)
-        return loop
-
-    return {"qasync": qasync_loop}
+    """Run this directory's async tests on a qasync loop over the Qt event loop, as the app does."""
+    return {"qasync": new_qasync_loop}
 
 
 @dataclass
