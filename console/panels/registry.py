@@ -106,7 +106,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
         icon="nav-users",
         requires=Permission.USERS_READ,
         denied="Your role cannot read users.",
-        panel=None,
+        panel="console.panels.users:UsersPanel",
     ),
     NavEntry(
         key="configuration",

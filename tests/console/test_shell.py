@@ -152,6 +152,9 @@ async def test_navigation_switches_panels(shell: Shell, embedded_settings: Setti
     assert "Alerting is not built yet" in alerts.message()
     # Pages are built once and kept.
     assert main.show_panel("users") is main.page("users")
+    # Built panels load and follow events: stop them while the test's loop still runs
+    # (pytest-qt's teardown processes Qt events after it, where a task cannot resume).
+    await main.shutdown()
 
 
 @pytest.mark.asyncio
