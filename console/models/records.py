@@ -156,13 +156,6 @@ class RecordTableModel(QAbstractTableModel, Generic[R]):
         """Drop one record (deleted by one's own action) before the reload confirms it."""
         self.set_records([record for record in self._records if self._key(record) != key])
 
-    def refresh_all(self) -> None:
-        """Repaint every cell: a rule of `muted`/`bold` changed, not the records."""
-        if self._records:
-            self.dataChanged.emit(
-                self.index(0, 0), self.index(len(self._records) - 1, len(self._columns) - 1)
-            )
-
     # -- QAbstractTableModel ----------------------------------------------------------
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
