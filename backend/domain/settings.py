@@ -86,6 +86,8 @@ class SettingSpec:
             out["maximum"] = self.maximum
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.type in ("str", "secret"):
+            out["max_length"] = self.max_length
         return out
 
 

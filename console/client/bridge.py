@@ -169,7 +169,13 @@ class Stream(Generic[T]):
         if self._queue is None:
             self._queue = asyncio.Queue(self._maxsize)
             caller = asyncio.get_running_loop()
-            self._producer = await self._bridge.call(self._start(caller, self._queue))
+            try:
+                await self._bridge.call(self._start(caller, self._queue))
+            except asyncio.CancelledError:
+                # Cancelled while starting: the producer may exist already (its
+                # answer was on its way back); closing stops it on the backend loop.
+                await asyncio.shield(self.aclose())
+                raise
         try:
             item = await self._queue.get()
         except asyncio.CancelledError:
@@ -185,15 +191,26 @@ class Stream(Generic[T]):
     async def aclose(self) -> None:
         """Cancel the producer and wait until the source is closed on the backend loop."""
         self._closed = True
-        producer, self._producer = self._producer, None
-        if producer is not None and self._bridge.running:
+        if self._queue is not None and self._bridge.running:
             with contextlib.suppress(BridgeClosed, RuntimeError):
-                await self._bridge.call(_cancel(producer))
+                await self._bridge.call(self._stop())
 
     async def _start(
         self, caller: asyncio.AbstractEventLoop, queue: asyncio.Queue[T | _End]
-    ) -> asyncio.Task[None]:
-        return asyncio.create_task(self._produce(caller, queue), name="bridge-stream")
+    ) -> None:
+        """On the backend loop: start the producer, kept here so `_stop` finds it.
+
+        Both run on the backend loop, in order, so a close that follows a start
+        always sees the producer, even when the reader was cancelled before the
+        start's answer reached it.
+        """
+        self._producer = asyncio.create_task(self._produce(caller, queue), name="bridge-stream")
+
+    async def _stop(self) -> None:
+        """On the backend loop: cancel the producer, if it started, and wait for it."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _cancel(producer)
 
     async def _produce(
         self, caller: asyncio.AbstractEventLoop, queue: asyncio.Queue[T | _End]

@@ -114,7 +114,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
         icon="nav-configuration",
         requires=Permission.SETTINGS_READ,
         denied="Your role cannot read the configuration.",
-        panel=None,
+        panel="console.panels.configuration:ConfigurationPanel",
     ),
     NavEntry(
         key="audit",

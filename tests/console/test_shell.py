@@ -326,3 +326,8 @@ async def test_one_window_per_connection_and_layout_remembered(
     assert again is not main
     assert again.size() == QSize(720, 520)
     assert again.current_key() == "configuration"
+    # Closed here, while the loop runs: the configuration panel is loading and following
+    # events, and pytest-qt processes Qt events before the fixtures' teardown, when no
+    # asyncio loop runs, so a task still alive then would wake up outside it.
+    again.close()
+    await until(lambda: shell.idle, what="the client to be released")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import pytest
 
+from console.client.bridge import Bridge
 from console.client.local import LocalClient
 from console.client.types import ConnectionState, Event
 from tests.conftest import PASSWORD, Backend
@@ -75,3 +78,38 @@ async def test_events_cross_the_bridge_and_stop_when_cancelled(backend: Backend)
             await reader
     finally:
         await client.close()
+
+
+async def test_a_stream_cancelled_while_it_starts_closes_its_source() -> None:
+    """The reader is cancelled after the backend started the producer, before it heard so.
+
+    The producer must not be left running with nobody to stop it (it kept the
+    backend thread from ending, so `LocalClient.close` hung).
+    """
+    bridge = Bridge()
+    await bridge.start()
+    opened = threading.Event()
+    closed = threading.Event()
+
+    async def source() -> AsyncIterator[int]:
+        opened.set()
+        try:
+            await asyncio.Event().wait()  # nothing ever arrives
+            yield 0
+        finally:
+            closed.set()
+
+    try:
+        stream = bridge.stream(source)
+        reader = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)  # the reader asks the backend loop to start the producer
+        # Hold this loop (on purpose) until the producer runs: the start's answer then
+        # waits here, unread, when the reader is cancelled.
+        assert opened.wait(5)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert await asyncio.to_thread(closed.wait, 5)
+    finally:
+        async with asyncio.timeout(5):
+            await bridge.stop()
