@@ -39,7 +39,7 @@ RETENTION_SECONDS = 600.0
 
 async def _require_current_schema(db: Database) -> None:
     current = await migrate.current_revision(db)
-    head = migrate.head_revision()
+    head = migrate.SCHEMA_HEAD
     if current != head:
         raise Unavailable(
             f"the database schema is at revision {current or 'none'} but this version needs "

@@ -15,7 +15,7 @@ import sys
 
 from bench.metrics import BACKENDS, SCENARIOS
 
-OTHER_SCENARIOS = ("agent", "api", "chart", "fanout")
+OTHER_SCENARIOS = ("agent", "api", "chart", "fanout", "startup")
 
 
 def main(argv: list[str] | None = None) -> int:
