@@ -8,6 +8,7 @@ exactly as a second console's would.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -34,7 +35,7 @@ from backend.domain.principal import Principal
 from console.client.local import LocalClient
 from console.client.types import SettingView
 from console.models.setting_history import SettingHistoryModel
-from console.models.settings import STATE_ROLE, SettingsTreeModel
+from console.models.settings import STATE_ROLE, SettingsState, SettingsTreeModel
 from console.models.settingspec import MASK
 from console.panels.configuration import ConfigurationPanel
 from console.panels.configuration_dialogs import (
@@ -52,6 +53,7 @@ from console.widgets.setting_editors import (
     SecretEditor,
     TextEditor,
 )
+from console.widgets.setting_row import SettingRow
 from tests.conftest import PASSWORD
 from tests.console.conftest import until
 
@@ -447,7 +449,7 @@ async def test_rollback_writes_an_old_value_as_a_new_version(
 
 @pytest.mark.asyncio
 async def test_import_previews_the_changes_then_applies_them(
-    open_panel: OpenPanel, client: LocalClient, tmp_path: Path
+    open_panel: OpenPanel, client: LocalClient, tmp_path: Path, qtmodeltester: Any
 ) -> None:
     async with open_panel() as panel:
         document = await client.export_settings()
@@ -466,6 +468,7 @@ async def test_import_previews_the_changes_then_applies_them(
         ]
         assert rows == [[LOCKOUT, "15 min", "99 min"], ["notify.smtp_security", "starttls", "tls"]]
         assert (await client.get_setting(LOCKOUT)).version == 0  # the preview wrote nothing
+        qtmodeltester.check(importing.changes)
         assert importing.ok_button().isEnabled()
         await submit(importing)
 
@@ -657,3 +660,34 @@ def test_choice_editor_lists_the_choices(app: QApplication) -> None:
     assert isinstance(editor.box, QComboBox)
     assert [editor.box.itemText(i) for i in range(editor.box.count())] == ["a", "b"]
     editor.deleteLater()
+
+
+def test_a_setting_that_needs_a_restart_says_so(app: QApplication) -> None:
+    """No setting needs a restart today; the badge and the save summary come from the data."""
+    view = SettingView(
+        key="server.workers",
+        value=4,
+        version=2,
+        masked=False,
+        is_set=True,
+        updated_at=None,
+        updated_by="ada",
+        spec={
+            "type": "int",
+            "description": "Worker processes.",
+            "category": "Server",
+            "minimum": 1,
+            "maximum": 64,
+            "restart_required": True,
+        },
+    )
+    state = SettingsState()
+    state.load([view])
+    row = SettingRow(state, "server.workers", denied=None)
+    assert not row.restart_badge.isHidden()
+    assert row.restart_badge.text() == "Restart required"
+    state.edit("server.workers", 8)
+    dialog = SaveDialog(state.dirty(), lambda _reason: asyncio.sleep(0))
+    assert "server.workers: 4 → 8 (takes effect after a restart)" in dialog.summary.text()
+    for widget in (dialog, row):
+        widget.deleteLater()
