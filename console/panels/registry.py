@@ -122,7 +122,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
         icon="nav-audit",
         requires=Permission.AUDIT_READ,
         denied="Your role cannot read the audit log (viewers have no access to it).",
-        panel=None,
+        panel="console.panels.audit:AuditPanel",
     ),
 )
 
