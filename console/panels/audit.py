@@ -25,12 +25,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QDateTime, QItemSelection, QModelIndex, Qt, QTimer
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtGui import QFontDatabase, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -42,12 +43,12 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QProgressDialog,
     QPushButton,
     QSplitter,
     QStackedWidget,
     QTableView,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -74,7 +75,9 @@ from console.models.audit import (
     utc_time,
 )
 from console.panels.placeholder import PlaceholderPanel
+from console.widgets.actions import ActionSet, ActionSpec
 from console.widgets.forms import wait_closed
+from console.widgets.tables import busy_bar, message_line
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,8 +105,53 @@ FORBIDDEN_MESSAGE = (
     "Your role cannot read the audit log. Viewers have no access to it; "
     "ask an admin if you need it."
 )
-EXPORT_TIP = "Save every entry matching the filters as a CSV file"
-VERIFY_TIP = "Check the hash chain of the whole log: an edited or deleted entry breaks it"
+DENIED = "Your role cannot read the audit log (viewers have no access to it)."
+
+
+@dataclass(frozen=True, slots=True)
+class AuditContext:
+    """What the panel's actions depend on besides the role."""
+
+    forbidden: bool = False
+    """The backend refused the log (the role changed since sign-in)."""
+    exporting: bool = False
+    verifying: bool = False
+
+
+def _readable(context: AuditContext) -> str | None:
+    return FORBIDDEN_MESSAGE if context.forbidden else None
+
+
+AUDIT_ACTIONS: tuple[ActionSpec[AuditContext], ...] = (
+    ActionSpec(
+        key="refresh",
+        text="Refresh",
+        tip="Load the newest entries again, keeping the filters.",
+        requires=Permission.AUDIT_READ,
+        denied=DENIED,
+        icon="action-refresh",
+        shortcut=QKeySequence.StandardKey.Refresh,
+    ),
+    ActionSpec(
+        key="export",
+        text="Export CSV…",
+        tip="Save every entry matching the filters (not only those loaded) as a CSV file.",
+        requires=Permission.AUDIT_READ,
+        denied=DENIED,
+        blocked=lambda c: _readable(c) or ("An export is running." if c.exporting else None),
+        icon="action-export",
+    ),
+    ActionSpec(
+        key="verify",
+        text="Verify chain",
+        tip="Check the hash chain of the whole log: an edited or deleted entry breaks it.",
+        requires=Permission.AUDIT_READ,
+        denied=DENIED,
+        blocked=lambda c: _readable(c) or ("Verifying…" if c.verifying else None),
+        icon="action-verify",
+    ),
+)
+"""The panel's actions, declared once: their enablement and reasons follow from the data."""
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
@@ -137,7 +185,10 @@ class AuditPanel(QWidget):
         self._probe_timer.setInterval(PROBE_MS)
         self._probe_timer.timeout.connect(self._probe)
 
+        self.audit_actions = ActionSet(AUDIT_ACTIONS, self)
+        self._context = AuditContext()
         self._build()
+        self._update_actions()
         self.model.loading_changed.connect(self._loading_changed)
         self.model.page_loaded.connect(self._page_loaded)
         self.model.rowsInserted.connect(self._rows_inserted)
@@ -171,10 +222,7 @@ class AuditPanel(QWidget):
         title.setObjectName("PanelTitle")
         layout.addWidget(title)
         layout.addLayout(self._build_filters())
-        self.filter_error = QLabel(self)
-        self.filter_error.setObjectName("ErrorLabel")
-        self.filter_error.setWordWrap(True)
-        self.filter_error.hide()
+        self.filter_error = message_line(self)
         layout.addWidget(self.filter_error)
         layout.addLayout(self._build_actions())
         self._build_bars(layout)
@@ -222,17 +270,13 @@ class AuditPanel(QWidget):
     def _build_actions(self) -> QHBoxLayout:
         actions = QHBoxLayout()
         actions.setSpacing(6)
-        self.refresh_button = QPushButton("Refresh", self)
-        self.refresh_button.setToolTip("Load the newest entries again (F5)")
-        self.refresh_button.setShortcut("F5")
-        self.export_button = QPushButton("Export CSV…", self)
-        self.export_button.setToolTip(EXPORT_TIP)
-        self.verify_button = QPushButton("Verify chain", self)
-        self.verify_button.setToolTip(VERIFY_TIP)
+        self.toolbar = QToolBar(self)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.audit_actions.fill_toolbar(self.toolbar)
+        self.addActions(self.audit_actions.all())  # shortcuts work anywhere in the panel
         self.status = QLabel(self)
         self.status.setObjectName("Muted")
-        for button in (self.refresh_button, self.export_button, self.verify_button):
-            actions.addWidget(button)
+        actions.addWidget(self.toolbar)
         actions.addSpacing(12)
         actions.addWidget(self.status, 1)
         return actions
@@ -258,11 +302,7 @@ class AuditPanel(QWidget):
         self.new_bar.hide()
         layout.addWidget(self.new_bar)
 
-        self.busy = QProgressBar(self)
-        self.busy.setRange(0, 0)
-        self.busy.setTextVisible(False)
-        self.busy.setMaximumHeight(4)
-        self.busy.hide()
+        self.busy = busy_bar(self)
         layout.addWidget(self.busy)
 
     def _build_table(self) -> None:
@@ -307,10 +347,10 @@ class AuditPanel(QWidget):
         self.preset.currentIndexChanged.connect(self._preset_changed)
         self.since.dateTimeChanged.connect(self._filters_changed)
         self.until.dateTimeChanged.connect(self._filters_changed)
-        self.refresh_button.clicked.connect(self.refresh)
         self.show_new_button.clicked.connect(self.refresh)
-        self.export_button.clicked.connect(self.export)
-        self.verify_button.clicked.connect(self.verify)
+        self.audit_actions["refresh"].triggered.connect(self.refresh)
+        self.audit_actions["export"].triggered.connect(self.export)
+        self.audit_actions["verify"].triggered.connect(self.verify)
 
     def _combo(self, name: str, placeholder: str) -> QComboBox:
         """An editable combo: type an exact name, or pick one seen in the log."""
@@ -394,7 +434,7 @@ class AuditPanel(QWidget):
 
     def _page_loaded(self) -> None:
         self.pages.setCurrentWidget(self.splitter)
-        self._set_allowed(True)
+        self._update_actions(forbidden=False)
         self._update_status()
 
     def _rows_inserted(self, _parent: QModelIndex, first: int, last: int) -> None:
@@ -415,7 +455,7 @@ class AuditPanel(QWidget):
     def _load_failed(self, error: QuarterdeckError) -> None:
         if isinstance(error, Forbidden):
             self.pages.setCurrentWidget(self.forbidden)
-            self._set_allowed(False)
+            self._update_actions(forbidden=True)
         else:
             self.filter_error.setText(
                 f"Could not load the audit log: {reporting.describe(error)} "
@@ -424,14 +464,10 @@ class AuditPanel(QWidget):
             self.filter_error.show()
         self._update_status()
 
-    def _set_allowed(self, allowed: bool) -> None:
-        """Export and verify need the audit permission too: disabled with the reason if not."""
-        for button, tip in (
-            (self.export_button, EXPORT_TIP),
-            (self.verify_button, VERIFY_TIP),
-        ):
-            button.setEnabled(allowed)
-            button.setToolTip(tip if allowed else FORBIDDEN_MESSAGE)
+    def _update_actions(self, **changes: bool) -> None:
+        """Enable the actions the role and the panel's state allow; the reason on the rest."""
+        self._context = replace(self._context, **changes)
+        self.audit_actions.update(self.me, self._context)
 
     def _update_status(self) -> None:
         model = self.model
@@ -546,12 +582,13 @@ class AuditPanel(QWidget):
 
     async def _verify(self) -> None:
         """Walk the whole hash chain on the backend and say plainly what it found."""
-        self.verify_button.setEnabled(False)
+        self._update_actions(verifying=True)
         self._show_verification("Verifying the chain…", state="busy")
         try:
             result = await self.client.verify_audit()
         except Forbidden:
             self._show_verification(FORBIDDEN_MESSAGE, state="broken")
+            self._update_actions(forbidden=True)
             return
         except QuarterdeckError as error:
             self._show_verification(
@@ -559,7 +596,7 @@ class AuditPanel(QWidget):
             )
             return
         finally:
-            self.verify_button.setEnabled(True)
+            self._update_actions(verifying=False)
         self.last_verification = result
         checked_at = QDateTime.currentDateTime().toString("HH:mm:ss")
         if result.ok:
@@ -638,7 +675,7 @@ class AuditPanel(QWidget):
             )
         )
         progress.canceled.connect(task.cancel)
-        self.export_button.setEnabled(False)
+        self._update_actions(exporting=True)
         progress.show()
         try:
             written = await task
@@ -655,7 +692,7 @@ class AuditPanel(QWidget):
             progress.canceled.disconnect(task.cancel)
             progress.close()
             progress.deleteLater()
-            self.export_button.setEnabled(self.pages.currentWidget() is self.splitter)
+            self._update_actions(exporting=False)
         self.status.setText(f"Exported {_count(written, 'entry', 'entries')} to {path}.")
         return written
 

@@ -300,7 +300,7 @@ async def test_csv_export_writes_exactly_the_filtered_rows(
         assert len(expected) < panel.model.rowCount() or panel.model.exhausted
 
         target = tmp_path / "otto.csv"
-        panel.export_button.click()
+        panel.audit_actions["export"].trigger()
         dialog = await until(lambda: find_window(QFileDialog), what="the save dialog")
         name = dialog.findChild(QLineEdit, "fileNameEdit")  # typed, as a person would
         name.setText(str(target))
@@ -356,13 +356,13 @@ async def test_an_export_of_many_pages_can_be_cancelled(
         assert panel.status.text() == "Export cancelled; no file written."
         assert not partial.exists()
         assert not leftovers(tmp_path)
-        assert panel.export_button.isEnabled()
+        assert panel.audit_actions["export"].isEnabled()
 
 
 async def test_verify_says_ok_then_names_the_tampered_entry(log: Log, qtbot: QtBot) -> None:
     async with opened(log, qtbot) as panel:
         count = len(await everything(log.client, AuditQuery()))
-        panel.verify_button.click()
+        panel.audit_actions["verify"].trigger()
         await until(lambda: panel.last_verification, what="the verification")
         assert panel.verify_result.isVisible()
         assert panel.verify_result.text().startswith(f"✔ The chain is intact: all {count} entries")
@@ -378,7 +378,7 @@ async def test_verify_says_ok_then_names_the_tampered_entry(log: Log, qtbot: QtB
 
         await log.client.backend_call(tamper)
         panel.last_verification = None
-        panel.verify_button.click()
+        panel.audit_actions["verify"].trigger()
         await until(lambda: panel.last_verification, what="the second verification")
         message = panel.verify_result.text()
         assert message.startswith(f"✘ The chain is broken at entry #{victim.id}: ")
@@ -393,9 +393,9 @@ async def test_a_viewer_is_told_plainly(log: Log, qtbot: QtBot) -> None:
     async with opened(log, qtbot, me) as panel:
         await until(lambda: panel.pages.currentWidget() is panel.forbidden, what="the message")
         assert "cannot read the audit log" in panel.forbidden.message()
-        assert not panel.export_button.isEnabled()
-        assert not panel.verify_button.isEnabled()
-        assert "Viewers" in panel.verify_button.toolTip()
+        assert not panel.audit_actions["export"].isEnabled()
+        assert not panel.audit_actions["verify"].isEnabled()
+        assert "viewers have no access" in (panel.audit_actions.reason("verify") or "")
         assert not panel.model.canFetchMore()
 
 
