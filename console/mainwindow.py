@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.stack)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setCollapsible(1, False)
+        self.splitter.setHandleWidth(1)
         self.splitter.setSizes([190, 990])
 
     def _build_menus(self) -> None:

@@ -164,14 +164,16 @@ def _icon(name: str, color: str) -> QIcon:
     return result
 
 
-def icon(name: str, theme: Theme | None = None) -> QIcon:
-    """The icon `resources/icons/<name>.svg`, drawn in the (current) theme's text colour.
+def icon(name: str, theme: Theme | None = None, *, muted: bool = False) -> QIcon:
+    """The icon `resources/icons/<name>.svg`, drawn in the (current) theme's text colour,
+    or its muted colour for decoration.
 
     Coloured icons (status dots, the app icon) have no `currentColor` and
     look the same in both themes.
     """
     chosen = theme or (_manager.theme if _manager is not None else Theme.LIGHT)
-    return _icon(name, COLORS[chosen].text)
+    colors = COLORS[chosen]
+    return _icon(name, colors.muted if muted else colors.text)
 
 
 def os_theme() -> Theme:

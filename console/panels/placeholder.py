@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from console import theme
 
@@ -26,13 +26,21 @@ class PlaceholderPanel(QWidget):
         self._message.setObjectName("Muted")
         self._message.setWordWrap(True)
         self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._message.setMaximumWidth(460)
+        self._message.setMinimumWidth(280)
+        self._message.setMaximumWidth(480)
         self._message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A word-wrapped label keeps its height-for-width only when the layout gives it its
+        # width: centred between stretches, not by an alignment flag (which cuts it to a line).
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self._message, 4)
+        row.addStretch(1)
         layout = QVBoxLayout(self)
+        layout.setSpacing(10)
         layout.addStretch(2)
         layout.addWidget(self._icon)
         layout.addWidget(self._title)
-        layout.addWidget(self._message, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addLayout(row)
         layout.addStretch(3)
         self._draw_icon()
         manager = theme.manager()
@@ -43,4 +51,4 @@ class PlaceholderPanel(QWidget):
         return self._message.text()
 
     def _draw_icon(self, *_: object) -> None:
-        self._icon.setPixmap(theme.icon(self._icon_name).pixmap(QSize(56, 56)))
+        self._icon.setPixmap(theme.icon(self._icon_name, muted=True).pixmap(QSize(56, 56)))

@@ -61,12 +61,16 @@ class FormDialog(QDialog):
         self._task: asyncio.Task[Any] | None = None
         self._fields: dict[str, QWidget] = {}
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 16, 18, 14)
+        layout.setSpacing(12)
         if intro:
             self.intro = QLabel(intro, self)
             self.intro.setWordWrap(True)
             layout.addWidget(self.intro)
         self.form = QFormLayout()
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        self.form.setVerticalSpacing(8)
+        self.form.setHorizontalSpacing(12)
         layout.addLayout(self.form)
         self.error_label = QLabel(self)
         self.error_label.setObjectName("ErrorLabel")

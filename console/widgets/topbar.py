@@ -34,7 +34,7 @@ class TopBar(QWidget):
         self.user_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.user_button.setAutoRaise(True)
         role = f" ({me.role.value})" if me.role is not None else ""
-        self.user_button.setText(f"{me.username}{role}")
+        self.user_button.setText(f"{me.username}{role}  ▾")
         self.user_button.setToolTip(f"Signed in as {me.username}{role}")
         menu = QMenu(self.user_button)
         self.change_password_action = QAction("Change password…", menu)
