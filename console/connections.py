@@ -15,10 +15,10 @@ so the dialog only shows what `check_profile` says.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import ipaddress
 import logging
 import os
+import ssl
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +30,7 @@ import keyring.errors
 from keyring.backends import fail
 from PySide6.QtCore import QSettings
 
-from console.client.errors import InvalidInput, Unavailable
+from console.client.errors import InvalidInput
 
 if TYPE_CHECKING:
     from backend.config import Settings
@@ -270,17 +270,19 @@ class Connector:
 
             settings = self._embedded_settings or embedded_settings()
             return await LocalClient.open(settings, name=target.name)
+        from console.client.remote import RemoteClient  # noqa: PLC0415
+
         try:
-            # Imported by name until RemoteClient lands on main (then a plain import).
-            remote = importlib.import_module("console.client.remote")
-        except ModuleNotFoundError:
-            raise Unavailable(
-                "this build cannot connect to servers yet; use the embedded backend"
+            client: Client = RemoteClient(
+                target.url,
+                name=target.name,
+                verify=target.verify_tls,
+                ca_file=target.ca_file or None,
+            )
+        except (ssl.SSLError, OSError) as error:
+            # Only the CA file is read here: gone since it was chosen, or not PEM certificates.
+            raise InvalidInput(
+                f"the profile's CA certificate file {target.ca_file} cannot be used: {error}",
+                details={"field": "ca_file"},
             ) from None
-        client: Client = remote.RemoteClient(
-            target.url,
-            name=target.name,
-            verify=target.verify_tls,
-            ca_file=target.ca_file or None,
-        )
         return client

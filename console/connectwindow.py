@@ -274,5 +274,7 @@ class ConnectionWindow(QWidget):
         self._selection_changed()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        # The list emits selection changes while it is torn down; nothing to look up then.
+        self.list.blockSignals(True)
         super().closeEvent(event)
         self.closed.emit()

@@ -69,6 +69,8 @@ class MainWindow(QMainWindow):
         self._settings = settings if settings is not None else QSettings()
         self._pages: dict[str, QWidget] = {}
         self._signing_out = False
+        self._closed_once = False
+        self._shut_down = False
         self.setObjectName("MainWindow")
         self.setWindowTitle(f"{client.name} · {me.username} — Quarterdeck")
         self.setWindowIcon(theme.icon("quarterdeck"))
@@ -248,8 +250,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 15000)
 
     async def shutdown(self) -> None:
-        """Let every built panel stop its work before the client closes."""
+        """Let every built panel stop its work before the client closes (once)."""
         self._remove_listener()
+        if self._shut_down:
+            return
+        self._shut_down = True
         for key, page in list(self._pages.items()):
             if isinstance(page, ClosablePanel):
                 try:
@@ -300,5 +305,6 @@ class MainWindow(QMainWindow):
         self._save()
         self._remove_listener()
         super().closeEvent(event)
-        if not self._signing_out:
+        if not self._signing_out and not self._closed_once:
+            self._closed_once = True
             self.closed.emit()

@@ -258,8 +258,9 @@ class Shell(QObject):
 
     async def release(self, main: MainWindow) -> None:
         """The window closed: keep the sign-in if remembered, close the client."""
-        if self.windows.get(main.key) is main:
-            del self.windows[main.key]
+        if self.windows.get(main.key) is not main:
+            return  # already released or signed out
+        del self.windows[main.key]
         try:
             await main.shutdown()
             await self._save_token(main)

@@ -16,7 +16,8 @@ import asyncio
 import gc
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +29,10 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from backend.config import Settings
 from console import reporting, theme
+from console.asyncslots import cancel_all
 from console.client.errors import QuarterdeckError
+from console.connections import Connector, Keychain, ProfileStore
+from console.startup import Shell
 from tests.conftest import TEST_SECRET
 from tests.qtloop import new_qasync_loop
 
@@ -124,6 +128,26 @@ def embedded_settings(tmp_path: Path, sqlite_template: Path) -> Settings:
         collect_local=False,
         live_events=False,
     )
+
+
+@asynccontextmanager
+async def open_shell(connector: Connector | None = None) -> AsyncIterator[Shell]:
+    """A `Shell` that is quit, awaited and emptied of tasks before the test body ends.
+
+    Inside the body, not in a fixture's teardown: pytest-qt processes Qt events between
+    the test and its fixtures' teardown, when the loop is no longer running, and a task
+    still pending then would take steps outside any loop (and an HTTP request would
+    leave its socket open). The app does the same when it quits (`console.app`).
+    """
+    shell = Shell(connector or Connector(), ProfileStore(), Keychain())
+    try:
+        yield shell
+    finally:
+        shell.quit()
+        await asyncio.wait_for(shell.finished(), 30)
+        await cancel_all()
+        shell.deleteLater()
+        await asyncio.sleep(0.05)
 
 
 async def until(

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from backend.config import Settings
 from console import theme
+from console.asyncslots import cancel_all
 from console.client.local import LocalClient
 from console.connections import EMBEDDED_ID, Connector, Keychain, Profile, ProfileStore
 from console.startup import Shell
@@ -103,4 +104,5 @@ async def test_the_shell_light_and_dark(
     finally:
         shell.quit()
         await asyncio.wait_for(shell.finished(), 30)
+        await cancel_all()
         shell.deleteLater()
