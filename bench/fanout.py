@@ -34,22 +34,27 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
-import os
 import re
-import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
+
+from bench.server import (
+    DEFAULT_POSTGRES,
+    DEFAULT_REDIS,
+    Server,
+    server,
+    show_problems,
+    sign_in,
+    storage,
+    storage_label,
+)
 
 TARGET_P99 = 0.100
 """Seconds, ingest accepted -> event received."""
@@ -59,131 +64,10 @@ WARMUP = 3.0
 """Seconds of pushing left out of the figures: the first batches register hosts and series."""
 SETTLE = 3.0
 """Seconds after the last push for the last coalesced event to be published and delivered."""
-PASSWORD = "bench-password-not-secret"
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 _EVENT_ID = re.compile(rb'"id":"([^"]+)"')
 
 
 # -- the server ----------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "backend.cli", *args],
-        env=env,
-        input=stdin,
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-
-
-@contextlib.contextmanager
-def _storage(args: argparse.Namespace, data_dir: Path) -> Iterator[dict[str, str]]:
-    """The server's environment; a scratch PostgreSQL database and Redis prefix when asked."""
-    env = {
-        **os.environ,
-        "QUARTERDECK_DATA_DIR": str(data_dir),
-        "QUARTERDECK_SECRET_KEY": secrets.token_urlsafe(48),
-    }
-    database: str | None = None
-    if args.postgres:
-        import psycopg
-
-        database = f"qd_bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(args.postgres, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{database}"')
-        env["QUARTERDECK_DATABASE_URL"] = args.postgres.rsplit("/", 1)[0] + f"/{database}"
-    prefix = f"qdbench:{uuid.uuid4().hex}:"
-    if args.redis:
-        env["QUARTERDECK_REDIS_URL"] = args.redis
-        env["QUARTERDECK_REDIS_PREFIX"] = prefix
-    try:
-        if database:
-            _cli(env, "db", "upgrade")
-        yield env
-    finally:
-        if args.redis:
-            import redis
-
-            client = redis.Redis.from_url(args.redis)
-            try:
-                keys = list(client.scan_iter(f"{prefix}*"))
-                if keys:
-                    client.delete(*keys)
-            finally:
-                client.close()
-        if database:
-            import psycopg
-
-            with psycopg.connect(args.postgres, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def _server(env: dict[str, str], log_path: Path, profile: Path | None) -> Iterator[str]:
-    port = _free_port()
-    command = [sys.executable]
-    if profile is not None:
-        command += ["-m", "pyinstrument", "-r", "text", "-o", str(profile), "--"]
-        command += [str(Path(sys.prefix) / "bin" / "quarterdeck")]
-    else:
-        command += ["-m", "backend.cli"]
-    command += ["serve", "--port", str(port), "--log-level", "warning"]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start:\n" + log_path.read_text())
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        # uvicorn shuts down cleanly, then re-raises the signal: SIGINT becomes a
-        # KeyboardInterrupt, after which pyinstrument still writes its report.
-        process.send_signal(signal.SIGINT if profile is not None else signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _http(url: str, method: str, path: str, body: Any, token: str | None = None) -> Any:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(
-        url + path, data=json.dumps(body).encode(), headers=headers, method=method
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def _credentials(url: str, env: dict[str, str]) -> tuple[str, str]:
-    """An access token for the WebSocket clients and an API key for the producer."""
-    _cli(env, "user", "create", "--username", "bench", "--role", "admin", "--password-stdin",
-         stdin=PASSWORD + "\n")  # fmt: skip
-    login = _http(url, "POST", "/api/v1/auth/login", {"username": "bench", "password": PASSWORD})
-    token = login["access_token"]
-    key = _http(
-        url, "POST", "/api/v1/api-keys", {"name": "bench", "scopes": ["metrics:write"]}, token
-    )
-    return token, key["secret"]
 
 
 def _prometheus(url: str, name: str) -> float:
@@ -471,8 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(name)
         log_path = tmp / "server.log"
         try:
-            with _storage(args, tmp / "data") as env, _server(env, log_path, args.profile) as url:
-                status = _run(args, url, env)
+            with (
+                storage(args.postgres, args.redis, tmp / "data") as env,
+                server(env, log_path, profile=args.profile) as running,
+            ):
+                status = _run(args, running, env)
         except (RuntimeError, subprocess.CalledProcessError, OSError) as error:
             print(f"bench fanout: {error}", file=sys.stderr)
             if isinstance(error, subprocess.CalledProcessError):
@@ -480,25 +367,18 @@ def main(argv: list[str] | None = None) -> int:
             if log_path.exists():
                 sys.stderr.write(log_path.read_text(errors="replace")[-5000:])
             return 2
-        _show_problems(log_path)
+        show_problems(log_path)
         return status
 
 
-def _show_problems(log_path: Path) -> None:
-    lines = log_path.read_text(errors="replace").splitlines()
-    problems = [line for line in lines if '"level": "error"' in line or '"warning"' in line]
-    if problems:
-        print(f"server log: {len(problems)} warnings and errors; the last:\n{problems[-1][:600]}")
-
-
-def _run(args: argparse.Namespace, url: str, env: dict[str, str]) -> int:
+def _run(args: argparse.Namespace, running: Server, env: dict[str, str]) -> int:
     import psutil
 
-    token, key = _credentials(url, env)
-    storage = "PostgreSQL" if args.postgres else "SQLite"
-    bus = "Redis" if args.redis else "memory bus"
+    url = running.url
+    token, key = sign_in(url, env, ["metrics:write"])
     print(
-        f"server {url} ({storage}, {bus}); {args.clients} clients, compression {args.compression}"
+        f"server {url} ({storage_label(args.postgres, args.redis, 1)}); {args.clients} clients, "
+        f"compression {args.compression}"
     )
 
     context = multiprocessing.get_context("spawn")
@@ -525,12 +405,12 @@ def _run(args: argparse.Namespace, url: str, env: dict[str, str]) -> int:
         print(
             f"{connected} clients subscribed; pushing {args.rate} points/s for {args.seconds:g} s"
         )
-        server = psutil.Process(_server_pid(url))
-        server.cpu_percent()
+        process = psutil.Process(running.pid)
+        process.cpu_percent()
         load = Load(args.seconds, args.rate, args.batch, args.concurrency)
         produced = asyncio.run(_produce(url, key, load))
-        cpu = server.cpu_percent()
-        rss = server.memory_info().rss
+        cpu = process.cpu_percent()
+        rss = process.memory_info().rss
         time.sleep(SETTLE)
         sent = _prometheus(url, "quarterdeck_ws_events_sent_total")
         dropped = _prometheus(url, "quarterdeck_ws_slow_clients_dropped_total")
@@ -573,18 +453,6 @@ def _run(args: argparse.Namespace, url: str, env: dict[str, str]) -> int:
         f"{'OK' if ok else 'MISSED'} (p99 {p99 * 1000:.1f} ms, lost {lost})"
     )
     return 0 if ok else 1
-
-
-def _server_pid(url: str) -> int:
-    """The process listening on the server's port (the CLI may have spawned it)."""
-    import psutil
-
-    port = int(url.rsplit(":", 1)[1])
-    for conn in psutil.net_connections("tcp"):
-        listening = conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-        if listening and conn.pid is not None:
-            return conn.pid
-    raise RuntimeError("cannot find the server process")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.api import (
+from bench.server import (
     DEFAULT_POSTGRES,
     DEFAULT_REDIS,
     CpuMeter,
