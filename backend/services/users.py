@@ -15,6 +15,7 @@ from backend.domain.users import (
     check_role,
     check_username,
 )
+from backend.services.auth import principal_cache
 from backend.services.context import ServiceContext, UnitOfWork, unit_of_work
 from backend.storage import users as store
 from backend.storage.models import User
@@ -162,6 +163,7 @@ class UsersService:
             )
             view = user_view(user)
             uow.publish(Topic.USERS, {"action": "updated", "user": view.model_dump()})
+        self._forget_credentials(user_id)
         return view
 
     async def delete(self, principal: Principal, user_id: int) -> None:
@@ -175,6 +177,7 @@ class UsersService:
             await self._keep_an_admin(uow)
             await uow.audit(principal, "users.delete", username, {"user_id": user_id})
             uow.publish(Topic.USERS, {"action": "deleted", "user_id": user_id})
+        self._forget_credentials(user_id)
 
     async def change_own_password(self, principal: Principal, *, current: str, new: str) -> None:
         """Needs the current password, so a session left open cannot take the account over."""
@@ -195,6 +198,7 @@ class UsersService:
                 uow.session, user.id, self._ctx.clock(), keep_family=principal.session_id
             )
             await uow.audit(principal, "users.change_password", user.username, {"user_id": user.id})
+        self._forget_credentials(principal.user_id)
 
     async def reset_password(self, principal: Principal, user_id: int, *, new: str) -> None:
         principal.require(Permission.USERS_WRITE)
@@ -206,6 +210,17 @@ class UsersService:
             user.updated_at = self._ctx.clock()
             await store.revoke_user_tokens(uow.session, user.id, self._ctx.clock())
             await uow.audit(principal, "users.reset_password", user.username, {"user_id": user.id})
+        self._forget_credentials(user_id)
+
+    def _forget_credentials(self, user_id: int) -> None:
+        """After a committed change to an account: this process re-checks its credentials.
+
+        Every instance's principal cache also empties on the change's event,
+        but that listener runs a moment later; dropping the account's entries
+        here means the very next request through this process already sees
+        a disabled, demoted, deleted or re-passworded account as it now is.
+        """
+        principal_cache(self._ctx).forget_user(user_id)
 
     async def _load(self, uow: UnitOfWork, user_id: int) -> User:
         user = await store.by_id(uow.session, user_id)

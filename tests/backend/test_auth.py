@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from backend.core import Core
 from backend.domain.errors import InvalidInput, NotFound, RateLimited, Unauthenticated
-from backend.domain.permissions import Permission
+from backend.domain.permissions import Permission, Role
+from backend.domain.principal import Principal
+from backend.services.auth import principal_cache
 from backend.services.crypto import Keys
 from tests.backend.conftest import PASSWORD, Team
 
@@ -162,3 +166,46 @@ async def test_api_key_bounded_by_owner_role_now(core: Core, team: Team) -> None
     await core.users.update(team.admin, team.operator.user_id, role="viewer")
     principal = await core.auth.authenticate(created.secret)
     assert principal.permissions == frozenset()
+
+
+async def _cached(core: Core, token: str) -> Principal:
+    """Authenticate until the process's principal cache keeps `token` (its listener is up)."""
+    cache = principal_cache(core.ctx)
+    for _ in range(200):
+        principal = await core.auth.authenticate(token)
+        if cache.get(cache.key(token)) is not None:
+            return principal
+        await asyncio.sleep(0.01)
+    raise AssertionError("the principal cache never kept the token")
+
+
+@pytest.mark.parametrize("change", ["disable", "demote", "delete", "reset", "own password"])
+async def test_an_account_change_applies_to_remembered_credentials_at_once(
+    core: Core, team: Team, change: str
+) -> None:
+    """No waiting for the bus listener: the next request already sees the change."""
+    pair = await core.auth.login("otto", PASSWORD)
+    otto = await _cached(core, pair.access_token)
+    assert otto.user_id is not None
+    assert otto.role == Role.OPERATOR
+    if change == "disable":
+        await core.users.update(team.admin, otto.user_id, disabled=True)
+    elif change == "demote":
+        await core.users.update(team.admin, otto.user_id, role="viewer")
+        again = await core.auth.authenticate(pair.access_token)
+        assert again.role == Role.VIEWER
+        assert not again.can(Permission.METRICS_WRITE)
+        return
+    elif change == "delete":
+        await core.users.delete(team.admin, otto.user_id)
+    elif change == "reset":
+        await core.users.reset_password(team.admin, otto.user_id, new="another-Passw0rd")
+    else:
+        other = await core.auth.login("otto", PASSWORD)
+        await _cached(core, other.access_token)
+        await core.users.change_own_password(otto, current=PASSWORD, new="another-Passw0rd")
+        # The session that changed it stays signed in; the others end.
+        assert (await core.auth.authenticate(pair.access_token)).name == "otto"
+        pair = other
+    with pytest.raises(Unauthenticated):
+        await core.auth.authenticate(pair.access_token)
