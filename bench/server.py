@@ -141,7 +141,8 @@ def server(
     # code of the tree the bench is started from, as the CLI helper does.
     command = [sys.executable]
     if profile is not None:
-        command += ["-m", "pyinstrument", "-r", "text", "-o", str(profile), "-m", "backend.cli"]
+        renderer = "session" if profile.suffix == ".pyisession" else "text"
+        command += ["-m", "pyinstrument", "-r", renderer, "-o", str(profile), "-m", "backend.cli"]
     else:
         command += ["-m", "backend.cli"]
     command += ["serve", "--port", str(port), "--log-level", "warning"]

@@ -57,7 +57,11 @@ def create_app(config: Settings, *, core: Core | None = None) -> FastAPI:
     )
     app.state.metrics = server_metrics
     errors.install(app)
-    for module in (auth, users, api_keys, settings, hosts, metrics, audit, events):
+    # Starlette tries routes in order, and each candidate costs a few microseconds
+    # (FastAPI matches every route of an included router in turn): the paths
+    # polled all day come first, agents' ingest, dashboards' host list and /me.
+    # No two routers share a path, so the order changes nothing else.
+    for module in (metrics, hosts, auth, users, api_keys, settings, audit, events):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.add_middleware(BodyLimit, limit=MAX_BODY)

@@ -220,6 +220,10 @@ class SeriesData(BaseModel):
 
 
 class HostView(BaseModel):
+    """Frozen: the hosts service hands the same views to every listing until one changes."""
+
+    model_config = ConfigDict(frozen=True)
+
     id: int
     name: str
     status: HostStatus

@@ -72,9 +72,14 @@ _Columns = tuple[list[float], list[float]]
 """Timestamps and values of one group key's points, in the order they came."""
 
 _Stored = tuple[
-    dict[str, int], dict[GroupKey, "_Series"], dict[GroupKey, "_Series"], list["store.SeriesPoints"]
+    dict[str, int],
+    dict[GroupKey, "_Series"],
+    dict[GroupKey, "_Series"],
+    list["store.SeriesPoints"],
+    dict[int, float],
 ]
-"""What one ingest transaction produced: host ids, series (all and new), batches."""
+"""What one ingest transaction produced: host ids, series (all and new), batches,
+and each host's newest timestamp by host id."""
 
 PIECE = 2500
 """Points grouped and handed to the database at a time: the database stores one
@@ -143,7 +148,7 @@ class MetricsService:
 
         for attempt in range(1, STALE_ATTEMPTS + 1):
             try:
-                host_ids, resolved, fresh, batches = await retry_transient(store_batch)
+                host_ids, resolved, fresh, batches, seen = await retry_transient(store_batch)
                 break
             except _StaleHosts as stale:
                 # Deleted since cached (perhaps by another server): register them again.
@@ -153,6 +158,7 @@ class MetricsService:
                     raise RuntimeError("hosts kept being deleted during one ingest") from None
         # Only committed ids enter the caches: a rolled-back series row must not be reused.
         self._remember(host_ids, fresh)
+        self._hosts.note_seen(seen)
         self._note_latest(batches, resolved)
         if self.publish_on_ingest:
             # The points are committed: failing the call now (503 while Redis is
@@ -209,7 +215,7 @@ class MetricsService:
                 session, touched, rollups
             ):
                 raise _StaleHosts(missing)
-            return host_ids, resolved, {}, batches
+            return host_ids, resolved, {}, batches, _seen_by_id(host_ids, last)
         host_ids = await self._touch_hosts(session, first, last, host_ids)
         fresh = await self._register_series(
             session, [key for key in columns if key not in resolved], host_ids
@@ -225,7 +231,7 @@ class MetricsService:
             batches = _by_series(columns, resolved)
             rollups = store.prepare_rollups(session, store.rollup_rows(batches))
         await store.upsert_rollups(session, rollups)
-        return host_ids, resolved, fresh, batches
+        return host_ids, resolved, fresh, batches, _seen_by_id(host_ids, last)
 
     def _cached(self, key: GroupKey) -> _Series | None:
         series = self._series.get(key)
@@ -505,6 +511,10 @@ def _host_span(columns: dict[GroupKey, _Columns]) -> tuple[dict[str, float], dic
         first[host] = min(first.get(host, low), low)
         last[host] = max(last.get(host, high), high)
     return first, last
+
+
+def _seen_by_id(host_ids: dict[str, int], last: dict[str, float]) -> dict[int, float]:
+    return {host_ids[name]: ts for name, ts in last.items()}
 
 
 def _sorted_by_time(ts: list[float], values: list[float]) -> _Columns:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 import logging
+import time
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -34,11 +36,20 @@ _UNREADABLE = object()
 EXPORT_FORMAT = "quarterdeck.settings"
 EXPORT_VERSION = 1
 HISTORY_LIMIT = 200
+RECENT_TTL = 1.0
+"""Seconds `recent` reuses one read of every setting: a change made through
+another server instance applies within this delay."""
 
 
 class SettingsService:
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
+        self._recent: tuple[float, dict[str, Any]] | None = None
+        """When the non-secret values were read (`time.monotonic()`), and them."""
+        self._recent_read: tuple[int, asyncio.Task[dict[str, Any]]] | None = None
+        """The read in flight and the generation it started in."""
+        self._generation = 0
+        """Bumped by every write of this service: a read that started before it is not kept."""
 
     # -- reading ---------------------------------------------------------------
 
@@ -71,6 +82,54 @@ class SettingsService:
 
     async def value(self, key: str) -> Any:
         return (await self.values(key))[key]
+
+    async def recent(self, *keys: str) -> dict[str, Any]:
+        """`values` for hot paths (every request, every listing): read at most once a second.
+
+        All non-secret values are read in one query and reused for
+        `RECENT_TTL` seconds, so a request that needs a setting costs no
+        database round trip. A write through this service applies at once;
+        one through another server instance within `RECENT_TTL`. Requests
+        arriving while the values are re-read wait for that one read rather
+        than each starting their own. Secret settings are not kept in memory
+        here: asking for one reads it as `values` does.
+        """
+        specs = [spec_for(key) for key in keys]
+        if any(spec.secret for spec in specs):
+            return await self.values(*keys)
+        recent = self._recent
+        if recent is None or time.monotonic() - recent[0] >= RECENT_TTL:
+            in_flight = self._recent_read
+            if in_flight is None or in_flight[0] != self._generation:
+                task = asyncio.create_task(self._read_recent(self._generation))
+                in_flight = self._recent_read = (self._generation, task)
+                task.add_done_callback(self._recent_read_done)
+            values = await asyncio.shield(in_flight[1])
+        else:
+            values = recent[1]
+        return {spec.key: values[spec.key] for spec in specs}
+
+    async def _read_recent(self, generation: int) -> dict[str, Any]:
+        started = time.monotonic()
+        async with self._ctx.db.reader() as session:
+            rows = await store.latest_all(session)
+        values = {
+            spec.key: self._plain(spec, rows.get(spec.key)) for spec in SETTINGS if not spec.secret
+        }
+        if generation == self._generation:
+            self._recent = (started, values)
+        return values
+
+    def _recent_read_done(self, task: asyncio.Task[dict[str, Any]]) -> None:
+        if self._recent_read is not None and self._recent_read[1] is task:
+            self._recent_read = None
+        if not task.cancelled():
+            task.exception()  # retrieved: the waiters got it, or nobody was left to
+
+    def _changed(self) -> None:
+        """After a committed write: `recent` reads again."""
+        self._generation += 1
+        self._recent = None
 
     # -- writing ---------------------------------------------------------------
 
@@ -107,6 +166,7 @@ class SettingsService:
         except IntegrityError:
             # Another writer inserted the same version between our read and our insert.
             raise self._stale(key, expected_version, None) from None
+        self._changed()
         return self._view(principal, spec, row)
 
     async def rollback(
@@ -160,6 +220,7 @@ class SettingsService:
                 )
         except IntegrityError:
             raise self._stale(key, None, None) from None
+        self._changed()
         return self._view(principal, spec, row)
 
     # -- export and import -----------------------------------------------------
@@ -220,6 +281,8 @@ class SettingsService:
                     )
         except IntegrityError:
             raise Conflict("settings changed while importing; nothing was applied") from None
+        if changes and not dry_run:
+            self._changed()
         return changes
 
     # -- helpers ---------------------------------------------------------------

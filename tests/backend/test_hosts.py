@@ -10,12 +10,13 @@ import asyncio
 from contextlib import aclosing
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from backend.core import Core
 from backend.domain.errors import Forbidden, NotFound
 from backend.domain.events import Event
 from backend.domain.principal import Principal
+from backend.services.hosts import SNAPSHOT_TTL
 from backend.storage.models import metric_points, metric_rollups
 from tests.backend.conftest import Team
 from tests.backend.test_metrics import BASE, Clock, point, row_count, services_at
@@ -136,3 +137,61 @@ async def test_ingest_recovers_when_another_server_deleted_the_host(core: Core) 
         stored = (await session.execute(select(metric_points.c.series_id))).scalars().all()
         folded = (await session.execute(select(metric_rollups.c.series_id))).scalars().all()
     assert (stored, folded) == ([series.id], [series.id] * 3)
+
+
+async def test_listing_shows_this_process_at_once_and_another_instance_within_the_ttl(
+    core: Core,
+) -> None:
+    """The listing answers from a snapshot: what this process ingests or deletes shows on
+    the next call; what another server instance does, within SNAPSHOT_TTL."""
+    system = Principal.system()
+    clock = Clock(BASE)
+    metrics, hosts = services_at(core, clock)
+    other_metrics, other_hosts = services_at(core, clock)  # a second instance, same database
+
+    await metrics.ingest(system, [point("web-1", "load.1", BASE, 1.0)])
+    assert [(h.name, h.last_seen) for h in await hosts.list(system)] == [("web-1", BASE)]
+    await metrics.ingest(system, [point("web-1", "load.1", BASE + 5, 1.0)])
+    await metrics.ingest(system, [point("web-2", "load.1", BASE + 6, 1.0)])
+    assert [(h.name, h.last_seen) for h in await hosts.list(system)] == [
+        ("web-1", BASE + 5),
+        ("web-2", BASE + 6),
+    ]
+
+    await other_metrics.ingest(system, [point("web-1", "load.1", BASE + 9, 1.0)])
+    await other_metrics.ingest(system, [point("web-3", "load.1", BASE + 9, 1.0)])
+    (web_2,) = [h for h in await other_hosts.list(system) if h.name == "web-2"]
+    await other_hosts.delete(system, web_2.id)
+    await asyncio.sleep(SNAPSHOT_TTL)
+    assert [(h.name, h.last_seen) for h in await hosts.list(system)] == [
+        ("web-1", BASE + 9),
+        ("web-3", BASE + 9),
+    ]
+    # A report older than what the table holds does not move last_seen back.
+    await metrics.ingest(system, [point("web-1", "load.1", BASE + 7, 1.0)])
+    assert [h.last_seen for h in await hosts.list(system)] == [BASE + 9, BASE + 9]
+
+
+async def test_listings_meanwhile_wait_for_one_read(core: Core) -> None:
+    system = Principal.system()
+    clock = Clock(BASE)
+    metrics, hosts = services_at(core, clock)
+    await metrics.ingest(system, [point(f"web-{n}", "load.1", BASE, 1.0) for n in range(3)])
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM hosts" in statement:
+            reads.append(statement)
+
+    engine = core.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        listings = await asyncio.gather(*(hosts.list(system) for _ in range(20)))
+        await hosts.list(system)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(reads) == 1
+    assert all([h.name for h in listed] == ["web-0", "web-1", "web-2"] for listed in listings)
+    # The views are shared until something changes, but each caller gets its own list.
+    listings[0].clear()
+    assert len(await hosts.list(system)) == 3

@@ -16,6 +16,7 @@ from backend.core import Core
 from backend.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, QuarterdeckError
 from backend.domain.events import Event
 from backend.domain.settings import SETTINGS, SettingSpec, SettingView
+from backend.services.settings import RECENT_TTL, SettingsService
 from backend.storage import settings as settings_store
 from backend.storage.models import SettingVersion
 from tests.backend.conftest import Backend, Team
@@ -483,3 +484,33 @@ async def test_export_then_import_round_trips_between_installations(core: Core, 
     changes = await core.settings.import_(team.admin, document)
     assert {change.key for change in changes} == {KEY, SECRET}
     assert await core.settings.values(KEY, SECRET) == {KEY: 42, SECRET: PLAINTEXT}
+
+
+async def test_recent_values_apply_own_writes_at_once_and_others_within_the_ttl(
+    core: Core, team: Team
+) -> None:
+    """`recent` is what hot paths read: one read of every setting, reused for RECENT_TTL."""
+    assert await core.settings.recent(KEY) == {KEY: 3}
+    await core.settings.write(team.admin, KEY, 4, expected_version=0)
+    assert await core.settings.recent(KEY) == {KEY: 4}
+    await core.settings.rollback(team.admin, KEY, version=0)
+    assert await core.settings.recent(KEY) == {KEY: 3}
+    document = {"format": "quarterdeck.settings", "version": 1, "settings": {KEY: 6}}
+    await core.settings.import_(team.admin, document)
+    assert await core.settings.recent(KEY) == {KEY: 6}
+
+    elsewhere = SettingsService(core.ctx)  # another server instance's service
+    await elsewhere.write(team.admin, KEY, 7, expected_version=3)
+    assert await core.settings.values(KEY) == {KEY: 7}
+    await asyncio.sleep(RECENT_TTL)
+    assert await core.settings.recent(KEY, "collector.interval_seconds") == {
+        KEY: 7,
+        "collector.interval_seconds": 1,
+    }
+
+
+async def test_recent_reads_secrets_afresh(core: Core, team: Team) -> None:
+    await core.settings.write(team.admin, SECRET, PLAINTEXT, expected_version=0)
+    assert await core.settings.recent(SECRET) == {SECRET: PLAINTEXT}
+    await SettingsService(core.ctx).write(team.admin, SECRET, "changed", expected_version=1)
+    assert await core.settings.recent(SECRET) == {SECRET: "changed"}
