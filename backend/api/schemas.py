@@ -8,11 +8,11 @@ script is an error, not a silently ignored field.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
-from backend.domain.monitoring import PointIn
+from backend.domain.monitoring import MAX_BATCH, CheckedPoints, PointFields, PointIn, check_points
 from backend.domain.permissions import Permission, Role
 
 MAX_ID = 2**31 - 1
@@ -77,7 +77,32 @@ class PointBody(PointIn):
 
 
 class MetricsIn(Body):
-    points: list[PointBody] = Field(max_length=50_000)
+    points: list[PointBody] = Field(max_length=MAX_BATCH)
+
+
+def _checked_metrics(body: Any) -> CheckedPoints:
+    """A `MetricsIn` body's points, accepted and refused exactly as `MetricsIn` would.
+
+    Building a `PointBody` per point cost most of an ingest request's time;
+    `check_points` validates the batch in bulk with the same constraints.
+    Whatever it refuses, and any body not shaped `{"points": [...]}`, goes
+    through `MetricsIn` itself, so an invalid body fails with that model's
+    own errors (locations, messages and types), as it did before.
+    """
+    points = body.get("points") if type(body) is dict and len(body) == 1 else None
+    if type(points) is list and len(points) <= MAX_BATCH:
+        try:
+            return check_points(points, PointBody)
+        except ValidationError:
+            pass  # MetricsIn reports it, located in the body
+    checked = MetricsIn.model_validate(body, from_attributes=True)
+    return CheckedPoints(cast("PointFields", vars(point)) for point in checked.points)
+
+
+MetricsBody = Annotated[
+    CheckedPoints, PlainValidator(_checked_metrics, json_schema_input_type=MetricsIn)
+]
+"""The ingest body: documented as `MetricsIn`, validated in bulk (`_checked_metrics`)."""
 
 
 class ErrorInfo(BaseModel):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import Field
 
 from backend.api import errors
 from backend.api.deps import CoreDep, PrincipalDep
-from backend.api.schemas import MAX_ID, MetricsIn
+from backend.api.schemas import MAX_ID, MetricsBody
 from backend.domain.monitoring import MAX_TS, IngestResult, SeriesData, SeriesView
 
 router = APIRouter(tags=["metrics"])
@@ -17,9 +17,9 @@ router = APIRouter(tags=["metrics"])
 
 @router.post("/metrics", responses=errors.responses(400, 401, 403, 413, 422, 429))
 async def ingest(
-    body: MetricsIn, core: CoreDep, principal: PrincipalDep, request: Request
+    points: Annotated[MetricsBody, Body()], core: CoreDep, principal: PrincipalDep, request: Request
 ) -> IngestResult:
-    result = await core.metrics.ingest(principal, body.points)
+    result = await core.metrics.ingest(principal, points)
     request.app.state.metrics.points.inc(result.accepted)
     return result
 
