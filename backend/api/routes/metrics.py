@@ -9,10 +9,12 @@ from pydantic import Field
 
 from backend.api import errors
 from backend.api.deps import CoreDep, PrincipalDep
+from backend.api.requests import JsonRoute
 from backend.api.schemas import MAX_ID, MetricsBody
 from backend.domain.monitoring import MAX_TS, IngestResult, SeriesData, SeriesView
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], route_class=JsonRoute)
+"""Ingest bodies are large: they are decoded by the faster parser (backend.api.requests)."""
 
 
 @router.post("/metrics", responses=errors.responses(400, 401, 403, 413, 422, 429))
