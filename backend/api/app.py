@@ -71,4 +71,8 @@ def create_app(config: Settings, *, core: Core | None = None) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """Factory for `uvicorn --factory` worker processes: settings from QUARTERDECK_*."""
-    return create_app(Settings())
+    from backend.api.server import tune_gc  # noqa: PLC0415 - server imports this module
+
+    app = create_app(Settings())
+    tune_gc()
+    return app
