@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from backend.domain.permissions import Permission
 from backend.domain.principal import Principal
 from backend.services.context import ServiceContext, unit_of_work
 from backend.services.settings import SettingsService
+from backend.services.shared import SharedCall
 from backend.storage import metrics as store
 
 HostViews = list[HostView]
@@ -81,7 +81,7 @@ class HostsService:
         self._seen_version = 0
         self._listed: _Listed | None = None
         self._generation = 0
-        self._reading: tuple[int, asyncio.Task[dict[int, _Row]]] | None = None
+        self._reading: SharedCall[dict[int, _Row]] = SharedCall()
 
     def on_delete(self, listener: Callable[[int], None]) -> None:
         """Call `listener(host_id)` after a host is deleted (caches keyed by host id)."""
@@ -112,7 +112,7 @@ class HostsService:
         table afresh (once per interval), which also renews the snapshot.
         """
         self._forget_snapshot()
-        views = await self._views(await self._rows())
+        views = await self._views(await self._read(self._generation))
         current = {view.id: view.status for view in views}
         changes = [
             {"host": view.name, "host_id": view.id, "status": view.status}
@@ -186,12 +186,8 @@ class HostsService:
         snapshot = self._snapshot
         if snapshot is not None and time.monotonic() - snapshot[0] < SNAPSHOT_TTL:
             return snapshot[1]
-        reading = self._reading
-        if reading is None or reading[0] != self._generation:
-            task = asyncio.create_task(self._read(self._generation))
-            reading = self._reading = (self._generation, task)
-            task.add_done_callback(self._read_done)
-        return await asyncio.shield(reading[1])
+        generation = self._generation
+        return await self._reading(generation, lambda: self._read(generation))
 
     async def _read(self, generation: int) -> dict[int, _Row]:
         started = time.monotonic()
@@ -207,12 +203,6 @@ class HostsService:
                 if host_id in rows and ts > rows[host_id].last_seen
             }
         return rows
-
-    def _read_done(self, task: asyncio.Task[dict[int, _Row]]) -> None:
-        if self._reading is not None and self._reading[1] is task:
-            self._reading = None
-        if not task.cancelled():
-            task.exception()  # retrieved: the waiters got it, or nobody was left to
 
     def _forget_snapshot(self) -> None:
         self._generation += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 import logging
@@ -27,6 +26,7 @@ from backend.domain.settings import (
 )
 from backend.services.context import ServiceContext, unit_of_work
 from backend.services.crypto import DecryptionFailed
+from backend.services.shared import SharedCall
 from backend.storage import settings as store
 from backend.storage.models import SettingVersion
 
@@ -46,8 +46,7 @@ class SettingsService:
         self._ctx = ctx
         self._recent: tuple[float, dict[str, Any]] | None = None
         """When the non-secret values were read (`time.monotonic()`), and them."""
-        self._recent_read: tuple[int, asyncio.Task[dict[str, Any]]] | None = None
-        """The read in flight and the generation it started in."""
+        self._recent_read: SharedCall[dict[str, Any]] = SharedCall()
         self._generation = 0
         """Bumped by every write of this service: a read that started before it is not kept."""
 
@@ -99,12 +98,8 @@ class SettingsService:
             return await self.values(*keys)
         recent = self._recent
         if recent is None or time.monotonic() - recent[0] >= RECENT_TTL:
-            in_flight = self._recent_read
-            if in_flight is None or in_flight[0] != self._generation:
-                task = asyncio.create_task(self._read_recent(self._generation))
-                in_flight = self._recent_read = (self._generation, task)
-                task.add_done_callback(self._recent_read_done)
-            values = await asyncio.shield(in_flight[1])
+            generation = self._generation
+            values = await self._recent_read(generation, lambda: self._read_recent(generation))
         else:
             values = recent[1]
         return {spec.key: values[spec.key] for spec in specs}
@@ -119,12 +114,6 @@ class SettingsService:
         if generation == self._generation:
             self._recent = (started, values)
         return values
-
-    def _recent_read_done(self, task: asyncio.Task[dict[str, Any]]) -> None:
-        if self._recent_read is not None and self._recent_read[1] is task:
-            self._recent_read = None
-        if not task.cancelled():
-            task.exception()  # retrieved: the waiters got it, or nobody was left to
 
     def _changed(self) -> None:
         """After a committed write: `recent` reads again."""
