@@ -132,7 +132,9 @@ def server(
     """`quarterdeck serve` on a free loopback port until the block ends.
 
     With `profile`, the server runs under pyinstrument (one worker only) and
-    its text report is written there when it stops.
+    its text report is written there when it stops; a `.pyisession` path
+    keeps the whole session instead, for `pyinstrument --load FILE -r text
+    --show-all` (the text report hides library frames, where FastAPI spends).
     """
     if profile is not None and workers != 1:
         raise RuntimeError("--profile needs --workers 1 (pyinstrument follows one process)")
