@@ -7,7 +7,9 @@ it crosses here, so panels never see a thread:
 
 - `Bridge.call(coro)` runs a coroutine on the backend loop and awaits its
   result on the caller's loop (the qasync loop in the app). Cancelling the
-  awaiting task cancels the coroutine on the backend loop.
+  awaiting task cancels the coroutine on the backend loop, once, and the
+  cancellation completes when that coroutine has ended there: a cancelled
+  call leaves nothing running behind the caller's back.
 - `Bridge.stream(factory)` carries an async iterator (an event stream) across
   through a bounded queue, so a slow reader holds back the producer instead
   of growing memory; cancelling or closing the reader cancels the producer.
@@ -36,7 +38,19 @@ class BridgeClosed(RuntimeError):
 
 
 class Bridge:
-    """A backend thread running its own asyncio selector loop, and calls into it."""
+    """A backend thread running its own asyncio selector loop, and calls into it.
+
+    Why a cancelled call is waited for, and never cancelled twice: a query
+    cancelled while aiosqlite runs it makes SQLAlchemy close that connection
+    gracefully, which waits for the query to end. Cancelled a second time
+    meanwhile (the runner used to do it when the loop stopped), SQLAlchemy
+    stops aiosqlite's worker thread too, and aiosqlite's close then waits
+    forever for a thread that has gone (aiosqlite 0.22: `close()` after
+    `stop()` never returns), so `LocalClient.close` hung. Hence: one
+    cancellation per call, the caller's cancellation returns only once the
+    call has ended, and `cancel_calls`/`stop` wait for the calls in flight
+    before the core closes or the loop ends.
+    """
 
     def __init__(self, name: str = "quarterdeck-backend") -> None:
         self._name = name
@@ -44,6 +58,10 @@ class Bridge:
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._ended: asyncio.Future[None] | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+        """Calls running on the backend loop (touched there only)."""
+        self._pending: set[_Call[Any]] = set()
+        """Calls whose outcome the caller's loop still awaits (touched there only)."""
 
     @property
     def running(self) -> bool:
@@ -75,6 +93,9 @@ class Bridge:
                 runner.run(self._main(caller, ready))
         finally:
             self._loop = None
+            # After every outcome the loop reported: calls that never started fail.
+            with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+                caller.call_soon_threadsafe(self._abandon_pending)
             _settle(caller, self._ended)
 
     async def _main(self, caller: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
@@ -82,8 +103,15 @@ class Bridge:
         self._loop = asyncio.get_running_loop()
         _settle(caller, ready)
         await self._stopping.wait()
-        # Whatever is still running (a stream nobody closed) is cancelled by
-        # the runner on the way out, before the loop closes.
+        # Calls still in flight end here, each cancelled once (see the class
+        # docstring). Whatever else still runs (a stream nobody closed) is
+        # cancelled by the runner on the way out, before the loop closes.
+        await self._cancel_running()
+
+    def _abandon_pending(self) -> None:
+        """On the caller's loop, once the backend loop is gone: fail the calls it never ran."""
+        for call in list(self._pending):
+            call.abandon()
 
     async def stop(self) -> None:
         """End the loop (cancelling what still runs on it) and wait for the thread to end."""
@@ -97,16 +125,52 @@ class Bridge:
             self._thread.join()  # has returned already: `ended` is set on its way out
 
     async def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the backend loop; its result or exception comes back here."""
+        """Run `coro` on the backend loop; its result or exception comes back here.
+
+        Cancelled, it cancels `coro` on the backend loop (once, however often
+        it is cancelled itself) and raises `CancelledError` only when `coro`
+        has ended there. `BridgeClosed` if the backend loop stopped first.
+        """
         try:
             loop = self.loop
         except BridgeClosed:
             coro.close()
             raise
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
-        # wrap_future chains cancellation both ways: cancelling this await
-        # cancels the task on the backend loop.
-        return await asyncio.wrap_future(future)
+        call = _Call(self, coro, asyncio.get_running_loop())
+        try:
+            loop.call_soon_threadsafe(call.start)
+        except RuntimeError:  # the loop closed meanwhile
+            coro.close()
+            raise BridgeClosed("the backend thread is not running") from None
+        self._pending.add(call)
+        call.outcome.add_done_callback(lambda _: self._pending.discard(call))
+        try:
+            return await asyncio.shield(call.outcome)
+        except asyncio.CancelledError:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the call has ended
+                loop.call_soon_threadsafe(call.cancel)
+            await call.ended()
+            raise
+
+    async def cancel_calls(self) -> None:
+        """Cancel the calls in flight, each once, and wait until they have ended.
+
+        For a closing client: the core must not close under a call that is
+        still running (or still unwinding from a cancellation) on its loop.
+        """
+        if self.running:
+            with contextlib.suppress(BridgeClosed):
+                await self.call(self._cancel_running())
+
+    async def _cancel_running(self) -> None:
+        """On the backend loop: cancel every other call not yet cancelled, and wait for all."""
+        current = asyncio.current_task()
+        running = [task for task in self._running if task is not current]
+        for task in running:
+            if not task.cancelling():  # a second cancellation is what hangs (class docstring)
+                task.cancel()
+        if running:
+            await asyncio.wait(running)
 
     def stream(
         self, factory: Callable[[], AsyncIterator[T]], *, maxsize: int = STREAM_QUEUE
@@ -130,6 +194,72 @@ def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None] | None
 
     with contextlib.suppress(RuntimeError):  # the caller's loop is closed
         loop.call_soon_threadsafe(settle)
+
+
+class _Call(Generic[T]):
+    """One `Bridge.call`: its task on the backend loop, its outcome on the caller's."""
+
+    def __init__(
+        self, bridge: Bridge, coro: Coroutine[Any, Any, T], caller: asyncio.AbstractEventLoop
+    ) -> None:
+        self._bridge = bridge
+        self._coro: Coroutine[Any, Any, T] | None = coro
+        self._caller = caller
+        self._task: asyncio.Task[T] | None = None
+        self.outcome: asyncio.Future[T] = caller.create_future()
+
+    def start(self) -> None:
+        """On the backend loop (scheduled before `cancel`, so it always runs first)."""
+        coro, self._coro = self._coro, None
+        if coro is None:  # abandoned meanwhile
+            return
+        task = asyncio.get_running_loop().create_task(coro, name="bridge-call")
+        self._task = task
+        self._bridge._running.add(task)
+        task.add_done_callback(self._ended)
+
+    def cancel(self) -> None:
+        """On the backend loop: cancel the task, unless it has ended or is being cancelled."""
+        task = self._task
+        if task is not None and not task.done() and not task.cancelling():
+            task.cancel()
+
+    def _ended(self, task: asyncio.Task[T]) -> None:
+        self._bridge._running.discard(task)
+        with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
+            self._caller.call_soon_threadsafe(self._report, task)
+
+    def _report(self, task: asyncio.Task[T]) -> None:
+        """On the caller's loop: the task's ending becomes the outcome."""
+        if self.outcome.done():
+            return
+        if task.cancelled():
+            # Not by the caller (whose cancellation is raised anyway): by the loop stopping.
+            self.outcome.set_exception(BridgeClosed("the backend stopped before the call ended"))
+        elif (error := task.exception()) is not None:
+            self.outcome.set_exception(error)
+        else:
+            self.outcome.set_result(task.result())
+
+    def abandon(self) -> None:
+        """On the caller's loop, the backend loop gone: a call it never started fails."""
+        coro, self._coro = self._coro, None
+        if coro is not None:
+            coro.close()
+        if not self.outcome.done():
+            self.outcome.set_exception(BridgeClosed("the backend stopped before the call ran"))
+
+    async def ended(self) -> None:
+        """Wait for the outcome, whatever it is, through any further cancellation.
+
+        The caller is being cancelled: the outcome is only retrieved, so that
+        an error does not go unreported as never retrieved.
+        """
+        while not self.outcome.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([self.outcome])
+        if not self.outcome.cancelled():
+            self.outcome.exception()
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,6 +217,10 @@ class LocalClient:
         self._streams.clear()
         if self._bridge.running:
             try:
+                # A call still running (or unwinding from its cancellation, its
+                # SQLite connection closing once the query stops) ends before
+                # the core closes under it (see `Bridge`).
+                await self._bridge.cancel_calls()
                 await self._bridge.call(self._embedded.close())
             finally:
                 await self._bridge.stop()

@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import pytest
+from sqlalchemy import text
 
-from console.client.bridge import Bridge
+from backend.core import Core
+from console.client.bridge import Bridge, BridgeClosed
 from console.client.local import LocalClient
 from console.client.types import ConnectionState, Event
 from tests.conftest import PASSWORD, Backend
@@ -113,3 +115,93 @@ async def test_a_stream_cancelled_while_it_starts_closes_its_source() -> None:
     finally:
         async with asyncio.timeout(5):
             await bridge.stop()
+
+
+SLOW_QUERY = text(
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000000)"
+    " SELECT count(*) FROM c"
+)
+"""A read that runs for a second or more, far longer than a client takes to close."""
+
+
+async def _slow_read(core: Core) -> int:
+    async with core.db.reader() as session:
+        return int((await session.execute(SLOW_QUERY)).scalar_one())
+
+
+@pytest.mark.parametrize("wait_for_cancel", [True, False], ids=["awaited", "not-awaited"])
+async def test_close_right_after_a_cancelled_query_ends(
+    backend: Backend, wait_for_cancel: bool
+) -> None:
+    """Cancel a query while the database runs it, then close at once.
+
+    On SQLite this hung for good: the cancelled call was still closing its
+    connection (waiting for the query to end) when the bridge's loop stopped
+    and cancelled it again, and aiosqlite's close then waited for a worker
+    thread that the second cancellation had stopped.
+    """
+    for _ in range(2):
+        client = await LocalClient.open(backend.settings)
+        query = asyncio.ensure_future(client.backend_call(_slow_read))
+        await asyncio.sleep(0.3)  # the query runs on the database now
+        assert not query.done()
+        query.cancel()
+        if wait_for_cancel:
+            with pytest.raises(asyncio.CancelledError):
+                await query
+        async with asyncio.timeout(30):
+            await client.close()
+        assert query.done()
+        assert client.status.state is ConnectionState.OFFLINE
+
+
+async def test_a_cancelled_call_ends_on_the_backend_before_the_caller_goes_on() -> None:
+    """The caller's cancellation completes only once the coroutine has ended, cancelled once."""
+    bridge = Bridge()
+    await bridge.start()
+    started = threading.Event()
+    cancellations: list[str] = []
+    cleaned_up = threading.Event()
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancellations.append("cancelled")
+            await asyncio.sleep(0.3)  # cleanup, as closing a connection is
+            cleaned_up.set()
+            raise
+
+    try:
+        call = asyncio.ensure_future(bridge.call(work()))
+        assert await asyncio.to_thread(started.wait, 5)
+        call.cancel()
+        await asyncio.sleep(0.05)
+        call.cancel()  # again, during the cleanup: not passed on
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert cleaned_up.is_set()
+        assert cancellations == ["cancelled"]
+    finally:
+        async with asyncio.timeout(5):
+            await bridge.stop()
+
+
+async def test_stop_ends_the_calls_in_flight_and_they_fail() -> None:
+    bridge = Bridge()
+    await bridge.start()
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    call = asyncio.ensure_future(bridge.call(forever()))
+    assert await asyncio.to_thread(started.wait, 5)
+    async with asyncio.timeout(5):
+        await bridge.stop()
+    with pytest.raises(BridgeClosed):
+        await call
+    with pytest.raises(BridgeClosed):
+        await bridge.call(forever())
