@@ -203,15 +203,9 @@ class AuditTableModel(QAbstractTableModel):
         self._load()
 
     async def aclose(self) -> None:
-        """Stop paging (the panel is closing): the page in flight may land, none follows.
-
-        That page is awaited, not cancelled. A query cancelled mid-flight on
-        the embedded backend makes SQLAlchemy terminate its SQLite connection
-        in a background task, and a backend shut down right after can wait
-        for that task forever; one page takes milliseconds.
-        """
-        self._started = False
+        """Cancel the load in flight and wait for it to end (the panel is closing)."""
         task = self._task
+        self._cancel()
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
 

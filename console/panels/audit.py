@@ -170,9 +170,6 @@ class AuditPanel(QWidget):
         self._known_actors: set[str] = set()
         self._known_actions: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        """Long work (event stream, export, verification): cancelled on shutdown."""
-        self._calls: set[asyncio.Task[Any]] = set()
-        """Single short calls (a count, the user list): awaited on shutdown."""
         self.last_verification: AuditVerification | None = None
         self.export_page_size = EXPORT_PAGE_SIZE
 
@@ -199,16 +196,13 @@ class AuditPanel(QWidget):
         self.model.set_query(self.current_query())
         self._spawn(self._watch(), "follow the audit log")
         if Permission.USERS_READ.value in me.permissions:
-            self._spawn(self._load_actors(), "list the users", short=True)
+            self._spawn(self._load_actors(), "list the users")
 
-    def _spawn(
-        self, coro: Coroutine[Any, Any, T], what: str, *, short: bool = False
-    ) -> asyncio.Task[T]:
-        """`run_async` over this panel, remembered so `shutdown` can end it (see there)."""
+    def _spawn(self, coro: Coroutine[Any, Any, T], what: str) -> asyncio.Task[T]:
+        """`run_async` over this panel, remembered so `shutdown` can wait for it to end."""
         task = run_async(coro, parent=self, what=what)
-        tasks = self._calls if short else self._tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return task
 
     # -- building -----------------------------------------------------------------------
@@ -552,7 +546,7 @@ class AuditPanel(QWidget):
                     await closer()
 
     def _probe(self) -> None:
-        self._spawn(self._count_new(), "count the new audit entries", short=True)
+        self._spawn(self._count_new(), "count the new audit entries")
 
     async def _count_new(self) -> None:
         if self.model.loading or self.model.error is not None:
@@ -699,22 +693,17 @@ class AuditPanel(QWidget):
     # -- closing ------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """Stop the event stream, exports and verification; let short calls finish.
+        """Stop the event stream, page loads, probes and exports before the client closes.
 
-        Everything is waited for, not only cancelled: a cancelled task still
-        has a step to run, and it must run on the loop now, not later in
-        some other event processing where no loop is running. Single short
-        calls (the page in flight, a count, the user list) are awaited
-        rather than cancelled: a query cancelled mid-flight on the embedded
-        backend makes SQLAlchemy terminate its SQLite connection in a
-        background task that the backend, closed right after, may wait for
-        forever.
+        Waited for, not only cancelled: a cancelled task still has a step to
+        run, and it must run on the loop now, not later in some other event
+        processing where no loop is running. Cancelling a query mid-flight is
+        safe on the embedded backend too: its cancellation ends once the
+        backend has closed that query's connection (`console.client.bridge`).
         """
         self._debounce.stop()
         self._probe_timer.stop()
         await self.model.aclose()
-        if self._calls:
-            await asyncio.gather(*self._calls, return_exceptions=True)
         tasks = [task for task in self._tasks if not task.done()]
         for task in tasks:
             task.cancel()
