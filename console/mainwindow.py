@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal, SignalInstance
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QListWidget,
@@ -33,7 +33,13 @@ from console.asyncslots import run_async
 from console.client import Client
 from console.client.types import MeView
 from console.panels.placeholder import PlaceholderPanel
-from console.panels.registry import NAVIGATION, ClosablePanel, NavEntry, entry
+from console.panels.registry import (
+    NAVIGATION,
+    ClosablePanel,
+    NavEntry,
+    RevealingPanel,
+    entry,
+)
 from console.widgets.forms import wait_closed
 from console.widgets.password import ChangePasswordDialog
 from console.widgets.topbar import TopBar
@@ -203,7 +209,16 @@ class MainWindow(QMainWindow):
         page = self._build_page(entry(key))
         self._pages[key] = page
         self.stack.addWidget(page)
+        leads = getattr(page, "navigate_requested", None)
+        if isinstance(leads, SignalInstance):
+            leads.connect(self.navigate)
         return page
+
+    def navigate(self, key: str, target: str) -> None:
+        """Show the entry `key` and, in it, `target` (a panel's `navigate_requested`)."""
+        page = self.show_panel(key)
+        if self.current_key() == key and isinstance(page, RevealingPanel):
+            page.reveal(target)
 
     def built_pages(self) -> dict[str, QWidget]:
         return dict(self._pages)

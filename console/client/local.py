@@ -149,7 +149,11 @@ class _Embedded:
     async def events(
         self, topics: Sequence[str], since: str | None
     ) -> AsyncIterator[Event | StreamReset]:
-        subscription = await self.core.events.subscribe(await self.principal(), topics, since)
+        # Shielded: a stream closed while it starts must not cut the sign-in check off
+        # half-way through its database query (the connection would never be returned,
+        # and closing the core would wait for it).
+        principal = await asyncio.shield(self.principal())
+        subscription = await self.core.events.subscribe(principal, topics, since)
         async with contextlib.aclosing(subscription.messages) as messages:
             async for message in messages:
                 yield message

@@ -15,6 +15,11 @@ closes or signs out, before the client is closed (stop streams and timers
 there). A panel whose class is missing or fails to build shows an error
 page instead of taking the window down.
 
+Optional, to lead from one panel to another (an overview card opens its
+host in the Hosts panel): a signal `navigate_requested(key, target)`, which
+the window answers by showing the entry `key` and calling that panel's
+`reveal(target)` if it has one (`RevealingPanel`).
+
 `requires` names the permission without which the entry is disabled, with
 the reason as its tooltip, as the design asks of every control.
 """
@@ -41,6 +46,13 @@ class ClosablePanel(Protocol):
     """A panel with something to stop before its client closes."""
 
     def shutdown(self) -> Awaitable[None]: ...
+
+
+@runtime_checkable
+class RevealingPanel(Protocol):
+    """A panel that can show one item (a host) when another panel leads to it."""
+
+    def reveal(self, target: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +90,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
         icon="nav-overview",
         requires=Permission.METRICS_READ,
         denied="Your role cannot read metrics.",
-        panel=None,
+        panel="console.panels.overview:OverviewPanel",
     ),
     NavEntry(
         key="hosts",
@@ -86,7 +98,7 @@ NAVIGATION: tuple[NavEntry, ...] = (
         icon="nav-hosts",
         requires=Permission.HOSTS_READ,
         denied="Your role cannot read hosts.",
-        panel=None,
+        panel="console.panels.hosts:HostsPanel",
     ),
     NavEntry(
         key="alerts",

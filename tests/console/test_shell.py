@@ -21,7 +21,7 @@ from console.connections import EMBEDDED_ID, Connector
 from console.connectwindow import ConnectionWindow
 from console.mainwindow import MainWindow
 from console.panels.placeholder import PlaceholderPanel
-from console.panels.registry import NAVIGATION
+from console.panels.registry import NAVIGATION, ClosablePanel
 from console.startup import Shell
 from console.widgets.password import ChangePasswordDialog
 from console.widgets.signin import FirstAdminDialog, SignInDialog
@@ -190,7 +190,8 @@ async def test_change_password(app: QApplication, embedded_settings: Settings) -
             lambda: not (shiboken6.isValid(dialog) and dialog.isVisible()),
             what="the dialog to close",
         )
-        assert "changed" in main.statusBar().currentMessage()
+        # Said once the dialog's coroutine resumes, a turn of the loop after it closed.
+        await until(lambda: "changed" in main.statusBar().currentMessage(), what="the note")
 
         # The new password is the one that works now.
         client = await LocalClient.open(embedded_settings)
@@ -301,6 +302,11 @@ async def test_the_status_indicator_follows_the_client(
         await until(lambda: indicator.state_text() == "Live", what="live")
         await until(indicator.latency_text, what="a measured latency")
         assert indicator.latency_text().endswith("ms")
+        # As the shell does before it closes a client, the panels stop their work first
+        # (a query cut off by the closing core would leave its connection unclosed).
+        for page in main.built_pages().values():
+            if isinstance(page, ClosablePanel):
+                await page.shutdown()
         await main.client.close()
         await until(lambda: indicator.state_text() == "Offline", what="offline")
         assert indicator.latency_text() == ""

@@ -78,6 +78,7 @@ class LiveChart(QWidget):
         theme: ChartTheme | None = None,
         toolbar: bool = True,
         refresh_ms: int = 50,
+        phase_ms: int = 0,
         request_delay_ms: int = 300,
         max_live_points: int = 86_400,
         live_interval: float = 1.0,
@@ -86,8 +87,11 @@ class LiveChart(QWidget):
     ) -> None:
         """`theme=None` follows the application palette (light or dark OS theme).
 
-        `refresh_ms` bounds repaints caused by data; `request_delay_ms` waits for
-        the end of a wheel or drag before `range_requested`. `live_interval` is
+        `refresh_ms` bounds repaints caused by data; `phase_ms` delays the
+        once-a-second scroll, so that the charts of one page (given different
+        phases and refresh delays) repaint in different turns of the event loop
+        rather than all in one. `request_delay_ms` waits for the end of a wheel or
+        drag before `range_requested`. `live_interval` is
         the expected spacing of live points (longer pauses break the line) and
         `clock` gives "now" (tests and benchmarks pass their own).
         """
@@ -114,7 +118,10 @@ class LiveChart(QWidget):
         # that stopped reporting must be seen to fall behind).
         self._follow = QTimer(self, interval=1000)
         self._follow.timeout.connect(self._scroll)
-        self._follow.start()
+        if phase_ms > 0:
+            QTimer.singleShot(phase_ms, self._follow, self._follow.start)
+        else:
+            self._follow.start()
 
         self._build_plot()
         self._toolbar = self._build_toolbar() if toolbar else None
