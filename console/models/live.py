@@ -105,7 +105,7 @@ class LiveFeed(QObject):
         *,
         topics: Sequence[str] = (Topic.METRICS, Topic.HOSTS),
         interval_ms: int = 1000,
-        max_points: int = 2_000,
+        max_points: int = 1_000,
     ) -> None:
         """`owner` is the widget errors are shown over; its destruction stops the feed."""
         super().__init__(owner)

@@ -39,7 +39,7 @@ from console.panels.hostpage import HostPage
 RELOAD_DELAY_MS = 500
 """Wait this long after an unknown host shows up, so a cluster starting at once reloads once."""
 
-COLUMN_WIDTHS = {Column.STATUS: 76, Column.LAST_SEEN: 92, Column.CPU: 64, Column.MEMORY: 72}
+COLUMN_WIDTHS = {Column.STATUS: 70, Column.LAST_SEEN: 86, Column.CPU: 62, Column.MEMORY: 70}
 
 
 class HostsPanel(QWidget):
@@ -78,7 +78,7 @@ class HostsPanel(QWidget):
         self.splitter.addWidget(self.stack)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setCollapsible(1, False)
-        self.splitter.setSizes([330, 900])
+        self.splitter.setSizes([420, 900])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
@@ -123,6 +123,7 @@ class HostsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(48)
         # Fixed widths: sizing to contents would measure every row at every live update.
         for column, width in COLUMN_WIDTHS.items():
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)

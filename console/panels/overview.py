@@ -119,7 +119,12 @@ class HostCard(QFrame):
         self.status_icon.setPixmap(status_icon(row.status).pixmap(QSize(12, 12)))
         self.status_label.setText(STATUS_TEXT.get(row.status, row.status))
         self.status_label.setToolTip(STATUS_TIP.get(row.status, ""))
-        self.setProperty("down", row.status != "up")
+        down = row.status != "up"
+        if self.property("down") != down:
+            self.setProperty("down", down)
+            # A dynamic property takes effect in the style sheet only once re-polished.
+            self.style().unpolish(self)
+            self.style().polish(self)
         self.seen_label.setText(f"Last seen {seen_ago(max(0.0, now - row.last_seen))}")
         for metric, label in self.values.items():
             label.setText(format_percent(metric, row.values.get(metric)))

@@ -615,7 +615,10 @@ class LiveChart(QWidget):
             color = theme.series_color(series.index)
             series.curve.setPen(pg.mkPen(color, width=1))
         self._update_bands()
-        # Legend samples copy the pen when drawn; re-label so they repaint.
+        # Legend samples copy the pen when drawn; labels keep the colour they were laid
+        # out in until their text is set again (`setLabelTextColor` only notes the new one).
+        for _sample, label in self._legend.items:
+            label.setText(label.text)
         self._legend.update()
 
 
