@@ -1,8 +1,9 @@
 """The desktop app: QApplication, the qasync loop, error reporting, then the start-up flow.
 
 `run()` is what `quarterdeck` with no arguments calls (through
-`console.launcher`). Qt and the asyncio loop are one: qasync's QEventLoop
-drives both, started by `asyncio.Runner(loop_factory=…)` (Python 3.11 has no
+`console.launcher`). Qt and the asyncio loop are one: qasync's QEventLoop,
+as `console.eventloop.QtLoop`, drives both, started by
+`asyncio.Runner(loop_factory=…)` (Python 3.11 has no
 `asyncio.run(loop_factory=…)`). Quitting on the last window is turned off:
 the app ends when `Shell.finished()` says every window is gone and every
 client closed, so an embedded core always shuts down cleanly.
@@ -16,13 +17,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
-import qasync
 from PySide6.QtCore import QCoreApplication, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 from console import reporting, theme
 from console.asyncslots import cancel_all
 from console.connections import Connector, Keychain, ProfileStore
+from console.eventloop import QtLoop
 from console.startup import Shell
 
 APP_NAME = "Quarterdeck"
@@ -72,5 +73,5 @@ def run(argv: Sequence[str] | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)
     shell = Shell(Connector(), ProfileStore(), Keychain())
     _interrupt_on_ctrl_c(shell, app)
-    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
+    with asyncio.Runner(loop_factory=lambda: QtLoop(app)) as runner:
         return runner.run(_main(app, shell))

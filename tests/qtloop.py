@@ -20,11 +20,13 @@ in `QTimerInfoList::activateTimers`). Kept here, it never is."""
 
 
 def new_qasync_loop() -> asyncio.AbstractEventLoop:
-    """A qasync loop over the QApplication (made if there is none yet)."""
-    import qasync
+    """The console's qasync loop (`console.eventloop.QtLoop`) over the QApplication
+    (made if there is none yet)."""
     from PySide6.QtWidgets import QApplication
 
+    from console.eventloop import QtLoop
+
     app = QApplication.instance() or QApplication([])
-    loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
+    loop: asyncio.AbstractEventLoop = QtLoop(app)
     _LOOPS.append(loop)
     return loop
