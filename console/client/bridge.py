@@ -10,9 +10,10 @@ it crosses here, so panels never see a thread:
   awaiting task cancels the coroutine on the backend loop, once, and the
   cancellation completes when that coroutine has ended there: a cancelled
   call leaves nothing running behind the caller's back.
-- `Bridge.stream(factory)` carries an async iterator (an event stream) across
+- `Bridge.stream(open_)` carries an async iterator (an event stream) across
   through a bounded queue, so a slow reader holds back the producer instead
   of growing memory; cancelling or closing the reader cancels the producer.
+  The source is opened as soon as the stream is made, not at its first read.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -31,6 +32,8 @@ T = TypeVar("T")
 
 STREAM_QUEUE = 256
 """Items a stream may run ahead of its reader before the producer waits."""
+CANCEL_AGAIN = 0.05
+"""Seconds after which a cancellation that did not end a producer is repeated."""
 
 
 class BridgeClosed(RuntimeError):
@@ -173,27 +176,46 @@ class Bridge:
             await asyncio.wait(running)
 
     def stream(
-        self, factory: Callable[[], AsyncIterator[T]], *, maxsize: int = STREAM_QUEUE
+        self,
+        open_: Callable[[], Awaitable[AsyncIterator[T]]],
+        *,
+        maxsize: int = STREAM_QUEUE,
     ) -> Stream[T]:
-        """An async iterator on the caller's loop over `factory()` iterated on the backend loop.
+        """An async iterator on the caller's loop over the source `open_()` returns.
 
-        `factory` is called on the backend loop (where the iterator's resources
-        live) when the stream is first read.
+        `open_` runs on the backend loop (where the source's resources live)
+        at once, when the stream is made on a running loop, so the source is
+        being opened while the caller goes on; `Stream.ready()` waits for it.
+        The source is then iterated on the backend loop.
         """
-        return Stream(self, factory, maxsize)
+        return Stream(self, open_, maxsize)
 
 
-def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None] | None) -> None:
+def _settle(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[None] | None,
+    error: BaseException | None = None,
+) -> None:
     """Resolve a caller-loop future from the backend thread, unless that loop is gone."""
     if future is None:
         return
 
     def settle() -> None:
-        if not future.done():
+        if future.done():
+            return
+        if error is None:
             future.set_result(None)
+        else:
+            future.set_exception(error)
 
     with contextlib.suppress(RuntimeError):  # the caller's loop is closed
         loop.call_soon_threadsafe(settle)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a failure as seen: a stream nobody waited on is not an error to log."""
+    if not future.cancelled():
+        future.exception()
 
 
 class _Call(Generic[T]):
@@ -268,49 +290,97 @@ class _End:
 
 
 class Stream(Generic[T]):
-    """The caller's end of a stream (see `Bridge.stream`).
+    """The caller's end of a stream (see `Bridge.stream`); a `console.client.EventStream`.
+
+    Made on a running loop, it starts opening its source at once, so
+    nothing the source would carry is missed between making the stream and
+    the first read: `ready()` returns when the source is open, or raises
+    what opening it raised, as does the first `__anext__`.
 
     Cancelling a task that waits in `__anext__` closes the stream: the
-    producer on the backend loop is cancelled, and the source iterator
-    closed there. `aclose()` does the same explicitly; use
-    `contextlib.aclosing` so a `break` does not leave the producer waiting.
+    producer on the backend loop is cancelled, and the source closed there.
+    `aclose()` does the same explicitly; use `contextlib.aclosing` so a
+    `break` does not leave the producer waiting.
     """
 
     def __init__(
-        self, bridge: Bridge, factory: Callable[[], AsyncIterator[T]], maxsize: int
+        self, bridge: Bridge, open_: Callable[[], Awaitable[AsyncIterator[T]]], maxsize: int
     ) -> None:
         self._bridge = bridge
-        self._factory = factory
+        self._open = open_
         self._maxsize = maxsize
         self._queue: asyncio.Queue[T | _End] | None = None
+        self._opened: asyncio.Future[None] | None = None
+        """Resolved on the caller's loop once the source is open (or failed, or closed)."""
         self._producer: asyncio.Task[None] | None = None
+        """Opens then drains the source; only ever touched on the backend loop."""
+        self._reading = False
+        """The producer has opened the source and reads it (backend loop only)."""
         self._closed = False
+        self._stopped = False
+        try:
+            caller = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # made outside a loop: starts at the first ready() or read
+        self._start(caller)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    def _start(self, caller: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        queue: asyncio.Queue[T | _End] = asyncio.Queue(self._maxsize)
+        opened: asyncio.Future[None] = caller.create_future()
+        opened.add_done_callback(_retrieve)
+        self._queue, self._opened = queue, opened
+        try:
+            # The producer is created by a plain callback rather than through
+            # `Bridge.call`, so `aclose()`'s later call (queued behind it on
+            # the backend loop) always finds it.
+            self._bridge.loop.call_soon_threadsafe(self._spawn, caller, queue, opened)
+        except (BridgeClosed, RuntimeError):  # not running, or its loop closed meanwhile
+            self._closed = True
+            opened.set_exception(BridgeClosed("the backend thread is not running"))
+        return opened
+
     def __aiter__(self) -> Stream[T]:
         return self
+
+    async def ready(self) -> None:
+        """Return once the source is open; raise what opening it raised.
+
+        Returns at once for a stream closed before it opened (reading it then ends).
+        """
+        opened = self._opened
+        if opened is None:
+            if self._closed:
+                return
+            opened = self._start(asyncio.get_running_loop())
+        await asyncio.shield(opened)
 
     async def __anext__(self) -> T:
         if self._closed:
             raise StopAsyncIteration
-        if self._queue is None:
-            self._queue = asyncio.Queue(self._maxsize)
-            caller = asyncio.get_running_loop()
-            try:
-                await self._bridge.call(self._start(caller, self._queue))
-            except asyncio.CancelledError:
-                # Cancelled while starting: the producer may exist already (its
-                # answer was on its way back); closing stops it on the backend loop.
-                await asyncio.shield(self.aclose())
-                raise
+        if self._opened is None:
+            self._start(asyncio.get_running_loop())
+        queue, opened = self._queue, self._opened
+        assert queue is not None
+        assert opened is not None
         try:
-            item = await self._queue.get()
+            await asyncio.shield(opened)
         except asyncio.CancelledError:
             await asyncio.shield(self.aclose())
             raise
+        except BaseException:
+            self._closed = True
+            raise
+        try:
+            item = await queue.get()
+        except asyncio.CancelledError:
+            await asyncio.shield(self.aclose())
+            raise
+        if self._closed:  # by aclose() while this read waited
+            raise StopAsyncIteration
         if isinstance(item, _End):
             self._closed = True
             if item.error is not None:
@@ -321,40 +391,79 @@ class Stream(Generic[T]):
     async def aclose(self) -> None:
         """Cancel the producer and wait until the source is closed on the backend loop."""
         self._closed = True
-        if self._queue is not None and self._bridge.running:
-            with contextlib.suppress(BridgeClosed, RuntimeError):
-                await self._bridge.call(self._stop())
+        opened, queue = self._opened, self._queue
+        if opened is not None and not opened.done():
+            opened.set_result(None)  # a pending ready() returns
+        if queue is not None:
+            with contextlib.suppress(asyncio.QueueFull):  # full: the reader is not waiting
+                queue.put_nowait(_End())  # a read waiting meanwhile ends
+        if opened is None or self._stopped or not self._bridge.running:
+            return
+        self._stopped = True
+        with contextlib.suppress(BridgeClosed, RuntimeError):
+            await self._bridge.call(self._stop())
 
-    async def _start(
-        self, caller: asyncio.AbstractEventLoop, queue: asyncio.Queue[T | _End]
+    def _spawn(
+        self,
+        caller: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[T | _End],
+        opened: asyncio.Future[None],
     ) -> None:
-        """On the backend loop: start the producer, kept here so `_stop` finds it.
-
-        Both run on the backend loop, in order, so a close that follows a start
-        always sees the producer, even when the reader was cancelled before the
-        start's answer reached it.
-        """
-        self._producer = asyncio.create_task(self._produce(caller, queue), name="bridge-stream")
+        """Runs on the backend loop: start the producer."""
+        self._producer = asyncio.get_running_loop().create_task(
+            self._produce(caller, queue, opened), name="bridge-stream"
+        )
 
     async def _stop(self) -> None:
-        """On the backend loop: cancel the producer, if it started, and wait for it."""
+        """Runs on the backend loop: end the producer, which closes the source.
+
+        A producer still opening its source is let finish (it then sees the
+        stream closed and closes the source itself): opening reads the
+        database, and a query cancelled midway leaves its connection to a
+        cleanup that must not be cancelled a second time (see `Bridge`).
+        Once it reads the source, which only waits on the bus, it is
+        cancelled, again until it ends: a cancellation can be swallowed on
+        its way down (on Python 3.11, redis-py awaits `asyncio.wait_for`,
+        which may turn a cancellation into a result), and a producer that
+        went on would wait for events forever.
+        """
         producer, self._producer = self._producer, None
+        while producer is not None and not producer.done():
+            if self._reading:
+                producer.cancel()
+            await asyncio.wait({producer}, timeout=CANCEL_AGAIN)
         if producer is not None:
-            await _cancel(producer)
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
 
     async def _produce(
-        self, caller: asyncio.AbstractEventLoop, queue: asyncio.Queue[T | _End]
+        self,
+        caller: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[T | _End],
+        opened: asyncio.Future[None],
     ) -> None:
-        """Runs on the backend loop: source → the caller's queue, waiting while it is full."""
+        """Runs on the backend loop: open the source, then source → the caller's queue,
+        waiting while it is full."""
 
         async def hand(item: T | _End) -> None:
             put = asyncio.run_coroutine_threadsafe(queue.put(item), caller)
             await asyncio.wrap_future(put)
 
-        end = _End()
         try:
-            source = self._factory()
+            source = await self._open()
+        except asyncio.CancelledError:
+            _settle(caller, opened)  # closed before it opened
+            raise
+        except Exception as error:  # noqa: BLE001 - handed to the reader, who raises it
+            _settle(caller, opened, error)
+            return
+        _settle(caller, opened)
+        end = _End()
+        self._reading = True
+        try:
             try:
+                if self._closed:  # while it opened: never read it
+                    return
                 async for item in source:
                     await hand(item)
             finally:
@@ -369,9 +478,3 @@ class Stream(Generic[T]):
             await hand(end)
         except RuntimeError:  # the caller's loop is closed: nobody is reading
             log.debug("stream ended after its reader's loop closed")
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -32,7 +32,7 @@ from backend.domain.principal import Principal
 from backend.domain.users import me_view
 from console.client.bodies import build
 from console.client.bridge import Bridge, Stream
-from console.client.protocol import StatusListener
+from console.client.protocol import EventStream, StatusListener
 from console.client.status import StatusBoard
 from console.client.tokens import Tokens
 from console.client.types import (
@@ -146,17 +146,16 @@ class _Embedded:
     async def as_user(self, action: Callable[[Core, Principal], Awaitable[T]]) -> T:
         return await action(self.core, await self.principal())
 
-    async def events(
+    async def subscribe(
         self, topics: Sequence[str], since: str | None
     ) -> AsyncIterator[Event | StreamReset]:
+        """Subscribe now (checked and positioned on the bus); the messages follow."""
         # Shielded: a stream closed while it starts must not cut the sign-in check off
         # half-way through its database query (the connection would never be returned,
         # and closing the core would wait for it).
         principal = await asyncio.shield(self.principal())
         subscription = await self.core.events.subscribe(principal, topics, since)
-        async with contextlib.aclosing(subscription.messages) as messages:
-            async for message in messages:
-                yield message
+        return subscription.messages
 
 
 async def _nothing() -> None:
@@ -472,11 +471,9 @@ class LocalClient:
 
     # -- events -----------------------------------------------------------------------
 
-    def events(
-        self, topics: Sequence[str], *, since: str | None = None
-    ) -> AsyncIterator[Event | StreamReset]:
+    def events(self, topics: Sequence[str], *, since: str | None = None) -> EventStream:
         wanted = list(topics)
-        stream = self._bridge.stream(lambda: self._embedded.events(wanted, since))
+        stream = self._bridge.stream(lambda: self._embedded.subscribe(wanted, since))
         self._streams = {open_ for open_ in self._streams if not open_.closed}
         self._streams.add(stream)
         return stream

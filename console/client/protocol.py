@@ -10,11 +10,28 @@ it. Failures are `console.client.errors` exceptions, identical in both
 modes. Acting on behalf of the signed-in user is implicit: a client is
 signed in once (`sign_in`, `resume` or `create_first_admin`) and every
 later call is authorized as that user by the backend's services.
+
+Live events come as an `EventStream`. It subscribes as soon as it is made,
+so a panel that loads its state and then follows the changes misses
+nothing in between, provided it waits for the subscription first:
+
+    async with contextlib.aclosing(client.events(["users"])) as stream:
+        await stream.ready()               # subscribed: later events will come
+        users = await client.list_users()  # the state...
+        async for message in stream:       # ...then every change after it
+            if isinstance(message, StreamReset):
+                users = await client.list_users()  # events were lost: reload
+            else:
+                ...                        # apply the event
+
+An event published between `ready()` and the load may be both in the
+loaded state and in the stream, so applying an event must be idempotent
+(or compare versions); none is ever missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from console.client.types import (
@@ -37,6 +54,47 @@ from console.client.types import (
 )
 
 StatusListener = Callable[[ConnectionStatus], None]
+
+
+class EventStream(Protocol):
+    """One subscription's live events, in order, until closed (see the module doc).
+
+    An async iterator of `Event` and `StreamReset`, plus `ready()` and
+    `aclose()`. Errors, the same in both modes:
+
+    - `Forbidden` when the user may read none of the topics, `InvalidInput`
+      for an unknown topic or a malformed `since`, `Unauthenticated` when
+      signed out: from `ready()` and from the first read.
+    - Remote only, when the first connection fails: `Unreachable`
+      (`CertificateRejected` for an untrusted certificate), or
+      `Unavailable` when the server cannot serve events right now (its
+      database or event bus is down). The stream is then over; make a new
+      one to try again.
+
+    Once subscribed, a remote stream survives dropped links, slow reads the
+    server cut off and server outages: it reconnects with backoff and
+    resumes after the last event it received, so nothing is missed or
+    repeated; the client's status says RECONNECTING meanwhile. When the
+    resume point is no longer retained it yields `StreamReset` and goes on
+    from now: reload the state. Only a refusal ends it (the role lost the
+    topics, the session ended), with that error from the next read.
+    """
+
+    def __aiter__(self) -> EventStream: ...
+
+    async def __anext__(self) -> Event | StreamReset: ...
+
+    async def ready(self) -> None:
+        """Return once subscribed: every event published from now on will be yielded.
+
+        Raises what ended the stream before that (see the class doc). Returns
+        at once on a stream closed before it subscribed, whose reading then ends.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Unsubscribe and end the iteration; safe to call more than once."""
+        ...
 
 
 class Client(Protocol):
@@ -178,14 +236,14 @@ class Client(Protocol):
 
     # -- events -----------------------------------------------------------------------
 
-    def events(
-        self, topics: Sequence[str], *, since: str | None = None
-    ) -> AsyncIterator[Event | StreamReset]:
-        """Live events of `topics` the user may read, in order, until closed.
+    def events(self, topics: Sequence[str], *, since: str | None = None) -> EventStream:
+        """Subscribe to live events of `topics` the user may read (all when empty).
 
-        A remote client reconnects on its own and resumes after the last id it
-        yielded, so nothing is missed; when that id is no longer retained it
-        yields `StreamReset` and the caller reloads its state. `Forbidden`
-        when the user may read none of `topics`.
+        Subscribing starts at once, not at the first read: `await
+        stream.ready()` before loading the state the events update (see the
+        module doc). With `since`, the id of the last event seen, the stream
+        starts right after it, or with a `StreamReset` when that is no
+        longer retained. Close the stream when done (`aclose`, or
+        `contextlib.aclosing`); `close()` closes those still open.
         """
         ...

@@ -13,7 +13,10 @@ always holds the newest, the one to remember.
 
 The link: every answer marks it LIVE, every transport failure RECONNECTING;
 a ping of `/healthz` every few seconds measures the latency shown and
-notices when the server is back. Listeners run on the caller's loop.
+notices when the server is back. While an event stream is reconnecting
+(the server cut it, or cannot serve it) the client stays RECONNECTING with
+the stream's reason, even though plain requests are answered: the view is
+not live. Listeners run on the caller's loop.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -42,8 +45,8 @@ from backend.api.schemas import (
 from backend.domain.errors import Forbidden, Unauthenticated
 from backend.domain.users import TokenPair
 from console.client.bodies import build
-from console.client.protocol import StatusListener
-from console.client.remote_events import Backoff, StreamLink, follow
+from console.client.protocol import EventStream, StatusListener
+from console.client.remote_events import STREAM_BUFFER, Backoff, RemoteEventStream, StreamLink
 from console.client.status import StatusBoard
 from console.client.tokens import Tokens
 from console.client.types import (
@@ -54,7 +57,6 @@ from console.client.types import (
     ConnectionState,
     ConnectionStatus,
     CreatedApiKey,
-    Event,
     HostView,
     MeView,
     SeriesData,
@@ -62,7 +64,6 @@ from console.client.types import (
     SettingChange,
     SettingVersionView,
     SettingView,
-    StreamReset,
     UserView,
 )
 from console.client.wire import error_from_response, ssl_context, unreachable
@@ -104,6 +105,7 @@ class RemoteClient:
         timeout: float = 10.0,
         ping_interval: float = PING_INTERVAL,
         backoff: Backoff | None = None,
+        stream_buffer: int = STREAM_BUFFER,
     ) -> None:
         self._base = base_url.rstrip("/")
         parts = urlsplit(self._base)
@@ -117,7 +119,6 @@ class RemoteClient:
             verify=self._ssl if self._ssl is not None else True,
             timeout=httpx.Timeout(timeout),
         )
-        self._timeout = timeout
         self._board = StatusBoard()
         self._ping_interval = ping_interval
         self._pinger: asyncio.Task[None] | None = None
@@ -125,6 +126,22 @@ class RemoteClient:
         self._tokens: Tokens | None = None
         self._renewing: asyncio.Lock | None = None
         self._closed = False
+        self._stream_buffer = stream_buffer
+        self._streams: set[RemoteEventStream] = set()
+        self._reconnecting: dict[RemoteEventStream, str] = {}
+        """Streams that lost their connection, and why: the client is not LIVE meanwhile."""
+        self._stream_link = StreamLink(
+            url=self._ws_url + "/events",
+            where=self._where,
+            ssl=self._ssl,
+            token=self._access_token,
+            renew=self._renew_access,
+            up=self._stream_up,
+            down=self._stream_down,
+            ended=self._stream_ended,
+            backoff=self._backoff,
+            open_timeout=timeout,
+        )
 
     # -- connection ---------------------------------------------------------------
 
@@ -145,6 +162,8 @@ class RemoteClient:
 
     async def close(self) -> None:
         self._closed = True
+        for stream in list(self._streams):
+            await stream.aclose()
         if self._pinger is not None:
             self._pinger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -153,10 +172,15 @@ class RemoteClient:
         await self._http.aclose()
         self._board.set(ConnectionState.OFFLINE, detail="closed")
 
-    def _up(self) -> None:
+    def _up(self, latency_ms: float | None = None) -> None:
+        """The server answered: LIVE, unless an event stream is still reconnecting."""
         if self._closed:
             return
-        self._board.set(ConnectionState.LIVE)
+        if self._reconnecting:
+            detail = next(iter(self._reconnecting.values()))
+            self._board.set(ConnectionState.RECONNECTING, latency_ms=latency_ms, detail=detail)
+        else:
+            self._board.set(ConnectionState.LIVE, latency_ms=latency_ms)
         if self._pinger is None:
             self._pinger = asyncio.create_task(self._keep_pinging(), name="remote-client-ping")
 
@@ -173,9 +197,20 @@ class RemoteClient:
             except httpx.HTTPError as error:
                 self._down(unreachable(error, self._where).message)
             else:
-                latency = (time.perf_counter() - started) * 1000.0
-                self._board.set(ConnectionState.LIVE, latency_ms=latency)
+                self._up((time.perf_counter() - started) * 1000.0)
             await asyncio.sleep(self._ping_interval)
+
+    def _stream_up(self, stream: RemoteEventStream) -> None:
+        self._reconnecting.pop(stream, None)
+        self._up()
+
+    def _stream_down(self, stream: RemoteEventStream, reason: str) -> None:
+        self._reconnecting[stream] = reason
+        self._down(reason)
+
+    def _stream_ended(self, stream: RemoteEventStream) -> None:
+        self._streams.discard(stream)
+        self._reconnecting.pop(stream, None)
 
     # -- requests -------------------------------------------------------------------
 
@@ -434,17 +469,7 @@ class RemoteClient:
 
     # -- events -----------------------------------------------------------------------
 
-    def events(
-        self, topics: Sequence[str], *, since: str | None = None
-    ) -> AsyncIterator[Event | StreamReset]:
-        link = StreamLink(
-            url=self._ws_url + "/events",
-            ssl=self._ssl,
-            token=self._access_token,
-            renew=self._renew_access,
-            up=self._up,
-            down=self._down,
-            backoff=self._backoff,
-            open_timeout=self._timeout,
-        )
-        return follow(link, list(topics), since)
+    def events(self, topics: Sequence[str], *, since: str | None = None) -> EventStream:
+        stream = RemoteEventStream(self._stream_link, topics, since, buffer=self._stream_buffer)
+        self._streams.add(stream)
+        return stream

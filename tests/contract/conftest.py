@@ -50,6 +50,34 @@ class Harness:
     """Push metric points as an agent would (through the core or the API)."""
     server: RunningServer | None = None
 
+    async def publish(self, topic: str, items: list[dict[str, Any]]) -> list[str]:
+        """Publish one event per item straight on the backend's bus; their ids.
+
+        What the services do after a change, without the change: for tests
+        that need many events, or events at an exact moment.
+        """
+
+        async def run(core: Core) -> list[str]:
+            return [await core.ctx.bus.publish(topic, item) for item in items]
+
+        if self.server is not None:
+            return await publish_on_server(self.server, topic, items)
+        assert isinstance(self.client, LocalClient)
+        return await self.client.backend_call(run)
+
+
+async def publish_on_server(
+    server: RunningServer, topic: str, items: list[dict[str, Any]]
+) -> list[str]:
+    """Publish on a running server's bus, from the server's own loop (where the bus lives)."""
+    core: Core = server.app.state.core
+    loop = server.server.servers[0].get_loop()
+
+    async def run() -> list[str]:
+        return [await core.ctx.bus.publish(topic, item) for item in items]
+
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), loop))
+
 
 @pytest.fixture(params=["local", "remote"])
 def kind(request: pytest.FixtureRequest) -> str:

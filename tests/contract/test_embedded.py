@@ -56,20 +56,18 @@ async def test_events_cross_the_bridge_and_stop_when_cancelled(backend: Backend)
     try:
         await client.create_first_admin(username="ada", password=PASSWORD)
         received: list[Event] = []
-        subscribed = asyncio.Event()
         arrived = asyncio.Event()
+        stream = client.events(["users"])
 
         async def read() -> None:
-            async with aclosing(client.events(["users"])) as stream:
-                subscribed.set()
+            async with aclosing(stream):
                 async for message in stream:
                     assert isinstance(message, Event)
                     received.append(message)
                     arrived.set()
 
         reader = asyncio.create_task(read())
-        await subscribed.wait()
-        await asyncio.sleep(0.2)  # the subscription is opened at the first read
+        await stream.ready()  # subscribed on the backend loop, before any read
         await client.create_user(username="otto", password=PASSWORD, role="operator")
         async with asyncio.timeout(10):
             await arrived.wait()
@@ -101,12 +99,15 @@ async def test_a_stream_cancelled_while_it_starts_closes_its_source() -> None:
         finally:
             closed.set()
 
+    async def open_source() -> AsyncIterator[int]:
+        return source()
+
     try:
-        stream = bridge.stream(source)
+        stream = bridge.stream(open_source)
         reader = asyncio.ensure_future(anext(stream))
-        await asyncio.sleep(0)  # the reader asks the backend loop to start the producer
-        # Hold this loop (on purpose) until the producer runs: the start's answer then
-        # waits here, unread, when the reader is cancelled.
+        await asyncio.sleep(0)  # the stream has asked the backend loop to start the producer
+        # Hold this loop (on purpose) until the producer runs: its word that the
+        # source is open then waits here, unread, when the reader is cancelled.
         assert opened.wait(5)
         reader.cancel()
         with pytest.raises(asyncio.CancelledError):
