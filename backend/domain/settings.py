@@ -38,7 +38,7 @@ class SettingSpec:
 
     def validate(self, value: Any) -> Any:
         """The value in canonical form, or `InvalidInput` naming what is wrong."""
-        problem = self._problem(value)
+        problem = self.problem(value)
         if problem:
             raise InvalidInput(
                 f"{self.key}: {problem}", details={"key": self.key, "problem": problem}
@@ -47,7 +47,12 @@ class SettingSpec:
             return float(value)
         return value
 
-    def _problem(self, value: Any) -> str | None:
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with `value`, in words a person can act on; None when it is valid.
+
+        Public so the console checks a field as it is typed with this same rule
+        (through `console.client.rules`), never a copy of it.
+        """
         if self.type in ("int", "float"):
             wrong_kind = isinstance(value, bool) or not isinstance(value, int | float)
             if wrong_kind or (self.type == "int" and isinstance(value, float)):

@@ -10,6 +10,7 @@ these checks only spare a round trip for the obvious cases.
 from __future__ import annotations
 
 from backend.domain.permissions import API_KEY_SCOPES, ROLE_PERMISSIONS
+from backend.domain.settings import SettingSpec, SettingType
 from backend.domain.users import (
     MAX_PASSWORD,
     MIN_PASSWORD,
@@ -24,6 +25,8 @@ __all__ = [
     "MAX_PASSWORD",
     "MIN_PASSWORD",
     "ROLE_PERMISSIONS",
+    "SettingSpec",
+    "SettingType",
     "check_display_name",
     "check_password",
     "check_username",

@@ -7,19 +7,23 @@ differences are all derived from that data here, so the configuration
 panel holds no per-setting knowledge and a new setting needs no console
 change. No Qt here: these are plain rules, tested without a window.
 
-Validation mirrors `SettingSpec.validate` on the backend, with the same
-wording, so what the panel blocks inline is what the service would refuse;
-the service still validates every write.
+Validation is the backend's own `SettingSpec.problem` (through
+`console.client.rules`), built from the declaration the server sent, so
+what the panel blocks inline is what the service would refuse, in its
+words; the service still validates every write.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from console.client.rules import SettingSpec
 from console.client.types import SettingView
+
+if TYPE_CHECKING:
+    from console.client.rules import SettingType
 
 MASK = "••••••••"
 """How a secret's value is drawn: never the value, only that there is one."""
@@ -80,28 +84,21 @@ class FieldSpec:
     # -- validation -------------------------------------------------------------------
 
     def problem(self, value: Any) -> str | None:
-        """What is wrong with `value` for this setting, worded as the service words it."""
-        if self.numeric:
-            wrong_kind = isinstance(value, bool) or not isinstance(value, int | float)
-            if wrong_kind or (self.type == "int" and isinstance(value, float)):
-                return f"expected {'an integer' if self.type == 'int' else 'a number'}"
-            number = float(value)
-            if not math.isfinite(number):
-                return "expected a finite number"
-            if self.minimum is not None and number < self.minimum:
-                return f"must be at least {self.minimum:g}"
-            if self.maximum is not None and number > self.maximum:
-                return f"must be at most {self.maximum:g}"
-            return None
-        if self.type == "bool":
-            return None if isinstance(value, bool) else "expected true or false"
-        if not isinstance(value, str):
-            return "expected text"
-        if len(value) > self.max_length:
-            return f"must be at most {self.max_length} characters"
-        if self.type == "choice" and value not in self.choices:
-            return f"must be one of {', '.join(self.choices)}"
-        return None
+        """What is wrong with `value` for this setting: the backend's own rule, same words."""
+        rule = SettingSpec(
+            self.key,
+            cast("SettingType", self.type),
+            self.default,
+            self.description,
+            self.category,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            choices=self.choices,
+            unit=self.unit,
+            restart_required=self.restart_required,
+            max_length=self.max_length,
+        )
+        return rule.problem(value)
 
     def parse(self, text: str) -> tuple[Any, str | None]:
         """A number typed as text: (value, None), or (None, what is wrong with it)."""
