@@ -132,3 +132,57 @@ async def cancel_all() -> None:
         task.cancel()
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class SerialLoad:
+    """A widget's load, run one at a time and never cancelled half-way.
+
+    A query cancelled half-way costs its database connection (and on SQLite
+    runs to its end anyway), so a load asked for while one runs is not
+    started beside it nor does it cancel it: it is remembered, and one more
+    load starts when the running one ends, however many were asked for
+    meanwhile. `busy(True)` / `busy(False)` bracket the loads (a progress
+    bar's `setVisible`). Errors are reported as by `run_async`.
+    """
+
+    def __init__(
+        self,
+        owner: QWidget,
+        load: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        what: str,
+        busy: Callable[[bool], None],
+    ) -> None:
+        self._owner = owner
+        self._load = load
+        self._what = what
+        self._busy = busy
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        self._stopped = False
+
+    def request(self) -> None:
+        """Load now, or once more after the load that is running."""
+        if self._stopped:
+            return
+        if self._task is not None:
+            self._again = True
+            return
+        self._busy(True)
+        self._task = run_async(self._load(), parent=self._owner, what=self._what)
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if task is not self._task or not shiboken6.isValid(self._owner):
+            return
+        self._task = None
+        self._busy(False)
+        if self._again and not self._stopped:
+            self._again = False
+            self.request()
+
+    async def stop(self) -> None:
+        """Start no more loads, and wait for the running one (its errors are reported)."""
+        self._stopped = True
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -10,11 +10,9 @@ list; a lost stream (`reset`) reloads everything. Reading hosts needs
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
-import shiboken6
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.asyncslots import run_async
+from console.asyncslots import SerialLoad
 from console.client import Client
 from console.client.types import MeView
 from console.models.hosts import NAME_ROLE, Column, HostsFilter, HostsModel, load_snapshot
@@ -56,9 +54,6 @@ class HostsPanel(QWidget):
         self._client = client
         self._clock = clock
         self._loaded = False
-        self._loading: asyncio.Task[None] | None = None
-        self._load_again = False
-        self._shut = False
         self._pending_reveal: str | None = None
         self.model = HostsModel(self, clock=clock)
         self.proxy = HostsFilter(self.model, self)
@@ -138,6 +133,9 @@ class HostsPanel(QWidget):
         self.progress.setFixedHeight(4)
         self.progress.setToolTip("Loading the hosts…")
         self.progress.setVisible(False)
+        self._loads = SerialLoad(
+            self, self._load, what="load the hosts", busy=self.progress.setVisible
+        )
 
         left = QWidget(self)
         left_layout = QVBoxLayout(left)
@@ -154,25 +152,7 @@ class HostsPanel(QWidget):
 
     def reload(self) -> None:
         """Read the hosts (and their latest CPU and memory) again."""
-        if self._shut:
-            return
-        if self._loading is not None:
-            # Never cancelled (a query cancelled half-way costs its database
-            # connection): once this one ends, another starts.
-            self._load_again = True
-            return
-        self.progress.setVisible(True)
-        self._loading = run_async(self._load(), parent=self, what="load the hosts")
-        self._loading.add_done_callback(self._load_ended)
-
-    def _load_ended(self, task: asyncio.Task[None]) -> None:
-        if task is not self._loading or not shiboken6.isValid(self):
-            return
-        self._loading = None
-        self.progress.setVisible(False)
-        if self._load_again and not self._shut:
-            self._load_again = False
-            self.reload()
+        self._loads.request()
 
     def reload_all(self) -> None:
         """Events were lost: the table and the charts read everything again."""
@@ -275,10 +255,8 @@ class HostsPanel(QWidget):
         self.page.set_row(self.model.host(self.page.host or ""), self._clock())
 
     async def shutdown(self) -> None:
-        self._shut = True
+        await self._loads.stop()  # first: no load starts while the rest stops
         self._tick.stop()
         self._reload_later.stop()
         await self.feed.stop()
-        if self._loading is not None:
-            await asyncio.gather(self._loading, return_exceptions=True)
         await self.page.shutdown()

@@ -11,11 +11,9 @@ reloads the snapshot.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
-import shiboken6
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QResizeEvent
 from PySide6.QtWidgets import (
@@ -29,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.asyncslots import run_async
+from console.asyncslots import SerialLoad
 from console.client import Client
 from console.client.types import MeView
 from console.models.hosts import (
@@ -166,9 +164,6 @@ class OverviewPanel(QWidget):
         self._client = client
         self._clock = clock
         self._loaded = False
-        self._loading: asyncio.Task[None] | None = None
-        self._load_again = False
-        self._shut = False
         self._columns = 0
         self.model = HostsModel(self, clock=clock)
         self.cards: dict[str, HostCard] = {}
@@ -198,6 +193,9 @@ class OverviewPanel(QWidget):
         self.progress.setFixedSize(QSize(120, 6))
         self.progress.setToolTip("Loading the hosts…")
         self.progress.setVisible(False)
+        self._loads = SerialLoad(
+            self, self._load, what="load the overview", busy=self.progress.setVisible
+        )
         self.empty_label = QLabel(self)
         self.empty_label.setObjectName("Muted")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -232,25 +230,7 @@ class OverviewPanel(QWidget):
     # -- loading ------------------------------------------------------------------
 
     def reload(self) -> None:
-        if self._shut:
-            return
-        if self._loading is not None:
-            # Never cancelled (a query cancelled half-way costs its database
-            # connection): once this one ends, another starts.
-            self._load_again = True
-            return
-        self.progress.setVisible(True)
-        self._loading = run_async(self._load(), parent=self, what="load the overview")
-        self._loading.add_done_callback(self._load_ended)
-
-    def _load_ended(self, task: asyncio.Task[None]) -> None:
-        if task is not self._loading or not shiboken6.isValid(self):
-            return
-        self._loading = None
-        self.progress.setVisible(False)
-        if self._load_again and not self._shut:
-            self._load_again = False
-            self.reload()
+        self._loads.request()
 
     async def _load(self) -> None:
         snapshot = await load_snapshot(
@@ -346,9 +326,7 @@ class OverviewPanel(QWidget):
         self.navigate_requested.emit("hosts", name)
 
     async def shutdown(self) -> None:
-        self._shut = True
+        await self._loads.stop()  # first: no load starts while the rest stops
         self._tick.stop()
         self._reload_later.stop()
         await self.feed.stop()
-        if self._loading is not None:
-            await asyncio.gather(self._loading, return_exceptions=True)
